@@ -1,0 +1,34 @@
+# Two commands: `make demo` runs the backfill demo, `make test` runs the tests.
+# Both create (or reuse) the virtualenv .venv, installing the package with pinned constraints.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PYVER = $(shell $(PYTHON) -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')
+CONSTRAINTS = constraints/python$(PYVER).txt
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint venv clean
+
+venv: $(STAMP)
+
+$(STAMP): setup.cfg pyproject.toml $(wildcard constraints/*.txt)
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "airflow-spreader needs Python >= 3.10")'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q $(if $(wildcard $(CONSTRAINTS)),-c $(CONSTRAINTS),) -e '.[test]'
+	touch $(STAMP)
+
+demo: venv
+	$(BIN)/python -m airflow_spreader.tools.demo
+
+test: venv
+	$(BIN)/python -m ruff check airflow_spreader tests dags
+	$(BIN)/python -m mypy
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: venv
+	$(BIN)/python -m ruff check airflow_spreader tests dags
+	$(BIN)/python -m mypy
+
+clean:
+	rm -rf $(VENV) .demo build *.egg-info

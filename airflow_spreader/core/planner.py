@@ -1,0 +1,135 @@
+"""The cycle planner: which id ranges run in the next cycle, and when.
+
+Ranges walk the id space from the top down. The k-th batch of a cycle starts
+``floor(k / per_second)`` whole seconds after the cycle begins, and a cycle holds every
+``k`` with ``k / per_second < duration``. Rates and durations are turned into exact
+fractions (a float is read as the decimal it prints as) so that 3 per second for 2 seconds
+is exactly six batches, where float arithmetic gives seven.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from fractions import Fraction
+
+Number = int | float | Fraction | Decimal
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class IdRange:
+    """An inclusive range of ids, ``begin_id <= end_id``."""
+
+    begin_id: int
+    end_id: int
+
+    def __post_init__(self) -> None:
+        if self.begin_id > self.end_id:
+            raise ValueError(f"empty id range: begin_id={self.begin_id} > end_id={self.end_id}")
+
+    @property
+    def size(self) -> int:
+        return self.end_id - self.begin_id + 1
+
+    def __str__(self) -> str:
+        return f"{self.begin_id}-{self.end_id}"
+
+    @classmethod
+    def parse(cls, text: str) -> IdRange:
+        """Read back ``str(range)``; the inverse of ``__str__``."""
+        begin, sep, end = text.partition("-")
+        if not sep:
+            raise ValueError(f"not an id range: {text!r} (expected BEGIN-END)")
+        return cls(int(begin), int(end))
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """One unit of work: the ids ``begin_id..end_id`` (inclusive), due at ``run_at``."""
+
+    run_at: datetime
+    begin_id: int
+    end_id: int
+
+    @property
+    def id_range(self) -> IdRange:
+        return IdRange(self.begin_id, self.end_id)
+
+    @property
+    def size(self) -> int:
+        return self.end_id - self.begin_id + 1
+
+
+def exact(value: Number) -> Fraction:
+    """An exact fraction for a rate or a duration; floats are read as their decimal text."""
+    if isinstance(value, bool):
+        raise TypeError(f"expected a number, got {value!r}")
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"expected a finite number, got {value!r}")
+        return Fraction(repr(value))
+    return Fraction(value)
+
+
+def slot_count(per_second: Number, duration: Number) -> int:
+    """How many batches one cycle holds: the number of ``k >= 0`` with ``k / per_second < duration``."""
+    rate, length = _positive(per_second, "per_second"), _positive(duration, "duration")
+    return math.ceil(rate * length)
+
+
+def slot_offsets(per_second: Number, duration: Number) -> list[int]:
+    """Whole seconds after the cycle start at which each batch slot is due."""
+    rate = _positive(per_second, "per_second")
+    num, den = rate.numerator, rate.denominator
+    return [(k * den) // num for k in range(slot_count(per_second, duration))]
+
+
+def carve_ranges(next_id: int, batch_size: int, count: int, min_id: int = 1) -> list[IdRange]:
+    """Up to ``count`` ranges of ``batch_size`` ids, descending from ``next_id``, clamped at ``min_id``."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if next_id < min_id or count <= 0:
+        return []
+    needed = -(-(next_id - min_id + 1) // batch_size)
+    ranges = []
+    for k in range(min(count, needed)):
+        end = next_id - k * batch_size
+        ranges.append(IdRange(max(min_id, end - batch_size + 1), end))
+    return ranges
+
+
+def schedule(ranges: Iterable[IdRange], begin_at: datetime, offsets: Sequence[int]) -> list[Batch]:
+    """Pair ranges with the cycle's slots in order; extra ranges beyond the slots are dropped."""
+    if begin_at.tzinfo is None or begin_at.utcoffset() is None:
+        raise ValueError(f"begin_at must be timezone-aware, got naive {begin_at.isoformat()}")
+    return [
+        Batch(begin_at + timedelta(seconds=offset), r.begin_id, r.end_id)
+        for r, offset in zip(ranges, offsets, strict=False)
+    ]
+
+
+def plan_cycle(
+    next_id: int,
+    batch_size: int,
+    per_second: Number,
+    duration: Number,
+    begin_at: datetime,
+    min_id: int = 1,
+) -> list[Batch]:
+    """The batches of one cycle, from ``next_id`` (the highest id not yet planned) down.
+
+    Batch k ends at ``next_id - k * batch_size``, begins at ``max(min_id, end - batch_size + 1)``
+    and runs at ``begin_at + floor(k / per_second)`` seconds. O(batches), independent of table size.
+    """
+    offsets = slot_offsets(per_second, duration)
+    return schedule(carve_ranges(next_id, batch_size, len(offsets), min_id), begin_at, offsets)
+
+
+def _positive(value: Number, name: str) -> Fraction:
+    result = exact(value)
+    if result <= 0:
+        raise ValueError(f"{name} must be > 0, got {value!r}")
+    return result

@@ -1,0 +1,125 @@
+"""Plain records that the tracker hands out: claimed batches, failed ranges, progress."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from airflow_spreader.core.planner import Batch, IdRange
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedBatch:
+    """A batch this planner now holds. ``token`` fences it: only its holder may start it."""
+
+    run_at: datetime
+    begin_id: int
+    end_id: int
+    token: int
+    replanned: bool = False
+
+    @property
+    def id_range(self) -> IdRange:
+        return IdRange(self.begin_id, self.end_id)
+
+    @property
+    def size(self) -> int:
+        return self.end_id - self.begin_id + 1
+
+    def as_batch(self) -> Batch:
+        return Batch(self.run_at, self.begin_id, self.end_id)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form, for XCom and task arguments."""
+        return {
+            "run_at": self.run_at.isoformat(),
+            "begin_id": self.begin_id,
+            "end_id": self.end_id,
+            "token": self.token,
+            "replanned": self.replanned,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ClaimedBatch:
+        run_at = datetime.fromisoformat(data["run_at"])
+        return cls(run_at, int(data["begin_id"]), int(data["end_id"]), int(data["token"]),
+                   bool(data.get("replanned", False)))
+
+
+@dataclass(frozen=True, slots=True)
+class CycleClaim:
+    """What one cycle claimed, and why it may be empty."""
+
+    batches: list[ClaimedBatch]
+    cursor_before: int | None
+    cursor_after: int | None
+    stopped: bool = False
+
+    @property
+    def replanned(self) -> int:
+        return sum(1 for b in self.batches if b.replanned)
+
+
+@dataclass(frozen=True, slots=True)
+class FailedRange:
+    begin_id: int
+    end_id: int
+    error: str
+    attempts: int
+    failed_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """A snapshot of one backfill. Ids are counted by key span: gaps in the ids count too."""
+
+    name: str
+    started: bool
+    stopped: bool
+    cursor: int | None = None
+    min_id: int | None = None
+    max_id: int | None = None
+    total_ids: int = 0
+    ids_planned: int = 0
+    batches_planned: int = 0
+    ids_done: int = 0
+    batches_done: int = 0
+    rows_done: int = 0
+    ids_failed: int = 0
+    batches_failed: int = 0
+    errors: int = 0
+    cycles: int = 0
+    in_flight: int = 0
+    started_at: datetime | None = None
+    last_activity: datetime | None = None
+    counters: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def exhausted(self) -> bool:
+        """Every id has been planned at least once."""
+        return self.started and self.cursor is not None and self.min_id is not None \
+            and self.cursor < self.min_id
+
+    @property
+    def finished(self) -> bool:
+        """Nothing left to plan, in flight, or failed."""
+        return self.exhausted and self.in_flight == 0 and self.batches_failed == 0
+
+    @property
+    def fraction_done(self) -> float:
+        return 1.0 if self.total_ids == 0 else min(1.0, self.ids_done / self.total_ids)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = {name: getattr(self, name) for name in self.__dataclass_fields__ if name != "counters"}
+        for key in ("started_at", "last_activity"):
+            value = data[key]
+            data[key] = value.isoformat() if value else None
+        data.update(exhausted=self.exhausted, finished=self.finished, fraction_done=self.fraction_done)
+        return data
+
+
+def from_epoch(value: bytes | str | float | None) -> datetime | None:
+    if value in (None, b"", ""):
+        return None
+    return datetime.fromtimestamp(float(value), tz=timezone.utc)

