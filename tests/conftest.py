@@ -8,9 +8,15 @@ from collections.abc import Iterator
 
 import pytest
 import redis
+from hypothesis import settings
 
 from airflow_spreader.state.embedded import EmbeddedRedis
 from airflow_spreader.state.tracker import Tracker
+
+
+# These machines are noisy: judge properties, never per-example timings.
+settings.register_profile("spreader", deadline=None, print_blob=True)
+settings.load_profile("spreader")
 
 
 class ManualClock:
