@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from airflow_spreader.core.grouping import group_batches
 from airflow_spreader.core.planner import Batch, IdRange, carve_ranges, plan_cycle, slot_count, slot_offsets
 
 T = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
@@ -118,3 +119,21 @@ def test_carved_ranges_are_contiguous_and_descending(next_id, batch_size, count)
     for upper, lower in zip(ranges, ranges[1:], strict=False):
         assert lower.end_id == upper.begin_id - 1
     assert len(ranges) <= count
+
+
+@given(count=st.integers(0, 3000), max_groups=st.integers(1, 1024))
+def test_grouping_deals_every_batch_once_into_bounded_groups(count: int, max_groups: int) -> None:
+    groups = group_batches(list(range(count)), max_groups)
+    assert len(groups) == min(count, max_groups) and all(groups)
+    assert sorted(i for group in groups for i in group) == list(range(count))
+    for group in groups:
+        assert all(later - earlier == len(groups) for earlier, later in zip(group, group[1:], strict=False))
+
+
+def test_the_reference_production_cycle_fits_in_64_task_instances() -> None:
+    batches = plan_cycle(10_000_000, 70, 7.5, 180, T)
+    groups = group_batches(batches, 64)
+    assert len(batches) == 1350 and len(groups) == 64
+    assert max(len(g) for g in groups) == 22
+    # inside one instance, batches are 64 slots (about 8.5 s at 7.5/s) apart
+    assert min((b.run_at - a.run_at).total_seconds() for g in groups for a, b in zip(g, g[1:], strict=False)) >= 8
