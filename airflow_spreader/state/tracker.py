@@ -176,11 +176,12 @@ class Tracker:
 
     # -- batch side ---------------------------------------------------------------------
 
-    def begin(self, batch: ClaimedBatch) -> str:
-        """May this batch run now? ``run``; ``stopped`` (handed back); ``gone`` or ``superseded`` (skip)."""
+    def begin(self, batch: ClaimedBatch, attempt: str = "") -> str:
+        """May this batch run now? ``run``; ``stopped`` (handed back); ``gone`` or ``superseded`` (skip);
+        ``failed-this-try`` (it already failed in the task attempt ``attempt``: leave it to the retry)."""
         k = self.keys
         return str(self._run("begin", [k.inflight, k.leases, k.stop, k.meta],
-                             str(batch.id_range), batch.token, self.clock()))
+                             str(batch.id_range), batch.token, self.clock(), attempt))
 
     def complete(self, batch: ClaimedBatch, rows: int | None = None) -> str:
         """Mark the batch's range done after its work committed."""
@@ -195,12 +196,12 @@ class Tracker:
         return str(self._run("release", [self.keys.inflight, self.keys.leases], str(batch.id_range),
                              batch.token))
 
-    def fail(self, batch: ClaimedBatch, error: str, *, final: bool) -> str:
+    def fail(self, batch: ClaimedBatch, error: str, *, final: bool, attempt: str = "") -> str:
         """Record a failed attempt; ``final`` moves the range to the failed ranges."""
         k = self.keys
         return str(self._run("fail", [k.inflight, k.leases, k.failed, k.stats, k.meta],
                              str(batch.id_range), batch.token, error[:2000], "1" if final else "0",
-                             self.clock(), batch.size))
+                             self.clock(), batch.size, attempt))
 
     def retry_failed(self) -> int:
         """Plan every failed range again, first thing at the next cycle. Returns how many."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from datetime import datetime, timedelta, timezone
 from fractions import Fraction
+from itertools import pairwise
 
 import pytest
 from hypothesis import given
@@ -116,7 +117,7 @@ def test_a_full_cycle_holds_every_slot_before_the_duration_ends(per_second, dura
 @given(next_id=st.integers(-5, 10_000), batch_size=st.integers(1, 100), count=st.integers(0, 50))
 def test_carved_ranges_are_contiguous_and_descending(next_id, batch_size, count) -> None:
     ranges = carve_ranges(next_id, batch_size, count)
-    for upper, lower in zip(ranges, ranges[1:], strict=False):
+    for upper, lower in pairwise(ranges):
         assert lower.end_id == upper.begin_id - 1
     assert len(ranges) <= count
 
@@ -127,7 +128,7 @@ def test_grouping_deals_every_batch_once_into_bounded_groups(count: int, max_gro
     assert len(groups) == min(count, max_groups) and all(groups)
     assert sorted(i for group in groups for i in group) == list(range(count))
     for group in groups:
-        assert all(later - earlier == len(groups) for earlier, later in zip(group, group[1:], strict=False))
+        assert all(later - earlier == len(groups) for earlier, later in pairwise(group))
 
 
 def test_the_reference_production_cycle_fits_in_64_task_instances() -> None:
@@ -136,4 +137,4 @@ def test_the_reference_production_cycle_fits_in_64_task_instances() -> None:
     assert len(batches) == 1350 and len(groups) == 64
     assert max(len(g) for g in groups) == 22
     # inside one instance, batches are 64 slots (about 8.5 s at 7.5/s) apart
-    assert min((b.run_at - a.run_at).total_seconds() for g in groups for a, b in zip(g, g[1:], strict=False)) >= 8
+    assert min((b.run_at - a.run_at).total_seconds() for g in groups for a, b in pairwise(g)) >= 8

@@ -1,13 +1,14 @@
 -- A batch's work raised. Count the attempt; on the final attempt move the range to the failed
 -- ranges (kept with the error) so that the rest of the backfill goes on without it.
 -- KEYS[1] inflight, KEYS[2] leases, KEYS[3] failed, KEYS[4] stats, KEYS[5] meta
--- ARGV: range, token, error, final (1/0), now, ids
+-- ARGV: range, token, error, final (1/0), now, ids, attempt id
 local raw = redis.call('HGET', KEYS[1], ARGV[1])
 if not raw then return 'gone' end
 local entry = cjson.decode(raw)
 if tostring(entry.token) ~= ARGV[2] then return 'superseded' end
 entry.attempts = (entry.attempts or 0) + 1
 entry.error = ARGV[3]
+entry.failed_in = ARGV[7]
 redis.call('HINCRBY', KEYS[4], 'errors', 1)
 redis.call('HSET', KEYS[5], 'last_activity', ARGV[5])
 if ARGV[4] == '1' then

@@ -1,0 +1,83 @@
+"""A backfill DAG in a few lines: plan >> mapped batches >> [next cycle, report]."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from airflow.sdk import DAG
+from airflow.sdk.definitions.param import Param
+
+from airflow_spreader.operators.batch import BatchWork, SpreadBatchOperator
+from airflow_spreader.operators.next_cycle import NextCycleOperator
+from airflow_spreader.operators.plan import PlanCycleOperator, variable_key
+from airflow_spreader.operators.report import CycleReportOperator
+from airflow_spreader.state.keys import validate_name
+
+
+def backfill_dag(
+    dag_id: str,
+    *,
+    table: str,
+    source_conn_id: str,
+    work: BatchWork | None = None,
+    batch_operator: type[SpreadBatchOperator] = SpreadBatchOperator,
+    key: str = "id",
+    pool: str | None = None,
+    redis_conn_id: str = "redis_default",
+    backfill: str | None = None,
+    initial_config: Mapping[str, Any] | None = None,
+    retries: int = 2,
+    retry_delay: timedelta = timedelta(seconds=10),
+    check_pool: bool = True,
+    **dag_kwargs: Any,
+) -> DAG:
+    """Build the DAG of one backfill: each run is one cycle.
+
+    :param table: the table to walk (``schema.table`` allowed); ``key`` is its integer key column.
+    :param source_conn_id: the Airflow connection of the table's database (SQLite, PostgreSQL, MySQL).
+    :param work: ``work(connection, begin_id, end_id)``, run in one transaction per batch; or give
+        ``batch_operator``, a subclass of :class:`SpreadBatchOperator` overriding ``process``.
+    :param pool: the Airflow pool the batches run in (default: the DAG id). Its size is the live
+        concurrency knob; it must exist (``airflow pools set NAME SLOTS DESC``).
+    :param backfill: the tracker's name in Redis (default: the DAG id).
+    :param initial_config: values for the Variable ``spreader__<dag_id>`` when it is first created.
+    :param retries: Airflow retries of a batch task; a batch failing on every try is kept as a failed range.
+    """
+    if work is None and batch_operator is SpreadBatchOperator:
+        raise TypeError(f"backfill_dag({dag_id!r}): give work=callable or a batch_operator subclass")
+    name = validate_name(backfill or dag_id)
+    pool = pool or dag_id
+    dag_kwargs.setdefault("schedule", None)
+    dag_kwargs.setdefault("start_date", datetime(2024, 1, 1, tzinfo=timezone.utc))
+    dag_kwargs.setdefault("catchup", False)
+    dag_kwargs.setdefault("max_active_runs", 1)
+    dag_kwargs.setdefault("tags", ["airflow-spreader", "backfill"])
+    dag_kwargs.setdefault("doc_md", _doc(name, table, pool, dag_id))
+    dag_kwargs.setdefault("params", {"note": Param("", type="string", description="Free text for the run")})
+    with DAG(dag_id, **dag_kwargs) as dag:
+        plan = PlanCycleOperator(
+            task_id="plan", backfill=name, table=table, key=key, source_conn_id=source_conn_id,
+            redis_conn_id=redis_conn_id, config_variable=variable_key(dag_id), initial_config=initial_config,
+            batch_pool=pool if check_pool else None,
+        )
+        batches = batch_operator.partial(
+            task_id="batches", backfill=name, source_conn_id=source_conn_id, redis_conn_id=redis_conn_id,
+            work=work, pool=pool, retries=retries, retry_delay=retry_delay, priority_weight=10,
+            map_index_template="{{ task.id_ranges }}",
+        ).expand_kwargs(plan.output)
+        chain = NextCycleOperator(task_id="next_cycle", backfill=name, redis_conn_id=redis_conn_id,
+                                  trigger_rule="all_done")
+        report = CycleReportOperator(task_id="report", trigger_rule="all_done")
+        plan >> batches >> [chain, report]
+    return dag
+
+
+def _doc(name: str, table: str, pool: str, dag_id: str) -> str:
+    return (
+        f"### airflow-spreader backfill `{name}` of `{table}`\n\n"
+        f"Each run is one cycle. Tune it in the Variable `{variable_key(dag_id)}` (read every cycle); "
+        f"the batches run in the pool `{pool}` (its size is the concurrency). Pause the DAG to stop "
+        f"new cycles; `airflow-spreader stop {name}` stops batches at once."
+    )

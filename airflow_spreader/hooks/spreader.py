@@ -1,0 +1,36 @@
+"""Reach a backfill's tracker through an Airflow Redis connection."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow.providers.redis.hooks.redis import RedisHook
+from airflow.sdk import BaseHook
+
+from airflow_spreader.state.tracker import Tracker
+
+
+class SpreaderHook(BaseHook):
+    """Trackers of backfills kept in the Redis of connection ``redis_conn_id``.
+
+    Goes through the Redis provider's ``RedisHook``, so TLS, passwords, db numbers (``?db=5``)
+    and clusters are configured the way Airflow users already know.
+    """
+
+    conn_name_attr = "redis_conn_id"
+    default_conn_name = "redis_default"
+    conn_type = "redis"
+    hook_name = "airflow-spreader tracker"
+
+    def __init__(self, redis_conn_id: str = default_conn_name, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.redis_conn_id = redis_conn_id
+        self._client: Any = None
+
+    def get_conn(self) -> Any:
+        if self._client is None:
+            self._client = RedisHook(redis_conn_id=self.redis_conn_id).get_conn()  # type: ignore[no-untyped-call]
+        return self._client
+
+    def tracker(self, name: str) -> Tracker:
+        return Tracker(name, self.get_conn())

@@ -1,0 +1,126 @@
+"""The batch task: runs a group of a cycle's batches, each at its own time."""
+
+from __future__ import annotations
+
+import inspect
+import time
+from collections.abc import Callable
+from datetime import datetime, timezone
+from typing import Any
+
+from airflow.providers.standard.triggers.temporal import DateTimeTrigger
+from airflow.sdk import BaseOperator, Context
+
+from airflow_spreader.hooks.source import SourceDatabaseHook
+from airflow_spreader.hooks.spreader import SpreaderHook
+from airflow_spreader.state.records import ClaimedBatch
+
+#: The work for one range: ``work(connection, begin_id, end_id)``, optionally ``context=``.
+#: It runs inside a transaction on the source database; return the number of rows changed, or None.
+BatchWork = Callable[..., Any]
+
+
+class BatchesFailed(RuntimeError):
+    """Some batches of this task instance raised; Airflow's retry re-runs only those."""
+
+
+class SpreadBatchOperator(BaseOperator):
+    """Run each of ``batches`` at its ``run_at``, deferred while waiting, so waiting holds no worker slot.
+
+    Give the work as ``work=`` or override :meth:`process` in a subclass. A batch starts only
+    while this task still holds its range and the backfill is not stopped; when stopped, the
+    remaining ranges are handed back untouched. A retry skips the batches already done.
+    """
+
+    ui_color = "#fef7e0"
+    #: Waits longer than this many seconds are deferred to the triggerer; shorter ones sleep.
+    defer_threshold: float = 5.0
+
+    def __init__(
+        self,
+        *,
+        batches: list[dict[str, Any]],
+        backfill: str,
+        source_conn_id: str,
+        redis_conn_id: str = "redis_default",
+        work: BatchWork | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.batches = batches
+        self.backfill = backfill
+        self.source_conn_id = source_conn_id
+        self.redis_conn_id = redis_conn_id
+        self.work = work
+
+    @property
+    def id_ranges(self) -> str:
+        """The label of this task instance in the UI (``map_index_template``)."""
+        spans = [f"{b['begin_id']}-{b['end_id']}" for b in self.batches]
+        return spans[0] if len(spans) == 1 else f"{spans[0]} .. {spans[-1]} ({len(spans)} batches)"
+
+    def process(self, connection: Any, begin_id: int, end_id: int, context: Context) -> int | None:
+        """Do the work of one range inside the open transaction ``connection``."""
+        if self.work is None:
+            raise TypeError(f"{type(self).__name__} needs work=callable, or a subclass overriding process()")
+        if "context" in inspect.signature(self.work).parameters:
+            return self.work(connection, begin_id, end_id, context=context)  # type: ignore[no-any-return]
+        return self.work(connection, begin_id, end_id)  # type: ignore[no-any-return]
+
+    def execute(self, context: Context) -> dict[str, int]:
+        return self.run_due(context)
+
+    def resume(self, context: Context, event: Any = None) -> dict[str, int]:
+        """Back from the triggerer: carry on from Redis (defer() kwargs are not relied upon)."""
+        return self.run_due(context)
+
+    def run_due(self, context: Context) -> dict[str, int]:
+        tracker = SpreaderHook(self.redis_conn_id).tracker(self.backfill)
+        ti = context["ti"]
+        attempt = f"{ti.run_id}/{ti.map_index}/{ti.try_number}"
+        final_try = ti.try_number > (self.retries or 0)
+        outcome = {"done": 0, "skipped": 0, "stopped": 0, "failed": 0}
+        failures = []
+        for batch in (ClaimedBatch.from_dict(data) for data in self.batches):
+            wait = (batch.run_at - datetime.now(timezone.utc)).total_seconds()
+            if wait > 0 and not tracker.is_stopped():
+                if wait > self.defer_threshold:
+                    self.defer(trigger=DateTimeTrigger(moment=batch.run_at), method_name="resume")
+                time.sleep(wait)
+            state = tracker.begin(batch, attempt=attempt)
+            if state == "failed-this-try":  # failed before this task deferred; the retry takes it
+                failures.append(f"{batch.id_range}: failed earlier in this try")
+                outcome["failed"] += 1
+                continue
+            if state == "stopped":
+                outcome["stopped"] += 1
+                continue
+            if state != "run":
+                outcome["skipped"] += 1
+                continue
+            try:
+                rows = self.run_batch(batch, context)
+            except Exception as error:
+                message = f"{type(error).__name__}: {error}"
+                self.log.exception("Batch %s failed (try %s)", batch.id_range, ti.try_number)
+                tracker.fail(batch, message, final=final_try, attempt=attempt)
+                failures.append(f"{batch.id_range}: {message}")
+                outcome["failed"] += 1
+                continue
+            tracker.complete(batch, rows)
+            outcome["done"] += 1
+        self.log.info("Backfill %r: %s", self.backfill, outcome)
+        if outcome["stopped"]:
+            self.log.warning("Backfill %r is stopped: %d batches handed back untouched", self.backfill,
+                             outcome["stopped"])
+        if failures:
+            raise BatchesFailed(f"{len(failures)} of {len(self.batches)} batches failed"
+                                f"{' (kept as failed ranges)' if final_try else ' (will be retried)'}: "
+                                + "; ".join(failures))
+        return outcome
+
+    def run_batch(self, batch: ClaimedBatch, context: Context) -> int | None:
+        """One transaction per batch; the range is marked done only after it commits."""
+        engine = SourceDatabaseHook(self.source_conn_id).get_conn()
+        with engine.begin() as connection:
+            return self.process(connection, batch.begin_id, batch.end_id, context)

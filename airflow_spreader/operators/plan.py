@@ -1,0 +1,132 @@
+"""The plan task: one DAG run is one cycle, and this task claims the cycle's batches."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from typing import Any
+
+import httpx
+from airflow.sdk import BaseOperator, Context, Variable, conf
+
+from airflow_spreader.core.config import ConfigError, SpreadConfig
+from airflow_spreader.core.grouping import group_batches
+from airflow_spreader.hooks.source import SourceDatabaseHook
+from airflow_spreader.hooks.spreader import SpreaderHook
+from airflow_spreader.sql.table import SourceTable, inspect_table
+
+CYCLE_XCOM_KEY = "cycle"
+
+
+def variable_key(dag_id: str) -> str:
+    """The Airflow Variable that holds a backfill's configuration."""
+    return f"spreader__{dag_id}"
+
+
+class PoolMissingError(RuntimeError):
+    """Airflow would leave the batches ``scheduled`` forever, without a word: say it instead."""
+
+
+class PlanCycleOperator(BaseOperator):
+    """Read the configuration, pick the rate in force now, claim the cycle from the tracker.
+
+    Returns the cycle's batches grouped for ``expand_kwargs`` (at most ``max_tasks_per_cycle``
+    task instances) and pushes a summary of the cycle under the XCom key ``cycle``. An invalid
+    configuration fails the task before the tracker is touched.
+    """
+
+    ui_color = "#e8f0fe"
+
+    def __init__(
+        self,
+        *,
+        backfill: str,
+        table: str,
+        source_conn_id: str,
+        key: str = "id",
+        redis_conn_id: str = "redis_default",
+        config_variable: str,
+        initial_config: Mapping[str, Any] | None = None,
+        batch_pool: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.backfill = backfill
+        self.table = SourceTable(table, key)
+        self.source_conn_id = source_conn_id
+        self.redis_conn_id = redis_conn_id
+        self.config_variable = config_variable
+        self.initial_config = dict(initial_config or {})
+        self.batch_pool = batch_pool
+
+    def load_config(self) -> SpreadConfig:
+        """The Variable's configuration; a missing Variable is created so that it shows in the UI."""
+        raw = Variable.get(self.config_variable, default=None)
+        if raw is None:
+            config = SpreadConfig.from_dict({**SpreadConfig.default().to_dict(), **self.initial_config})
+            Variable.set(self.config_variable, config.to_json(),
+                         description=f"airflow-spreader configuration of backfill {self.backfill!r}")
+            self.log.info("Created Variable %s with defaults: %s", self.config_variable, config.to_json())
+            return config
+        try:
+            return SpreadConfig.from_json(raw) if isinstance(raw, str) else SpreadConfig.from_dict(raw)
+        except ConfigError:
+            self.log.error("Variable %s holds an invalid configuration; nothing was planned", self.config_variable)
+            raise
+
+    def check_pool(self) -> None:
+        """Ask the API server whether the batch pool exists (tasks cannot read pools directly)."""
+        if not self.batch_pool:
+            return
+        base = conf.get("api", "base_url", fallback="") or ""
+        url = f"{base.rstrip('/')}/api/v2/pools/{self.batch_pool}"
+        try:
+            response = httpx.get(url, timeout=5.0)
+        except httpx.HTTPError as error:
+            self.log.warning("Could not check pool %r at %s (%s); going on", self.batch_pool, url, error)
+            return
+        if response.status_code == 404:
+            raise PoolMissingError(
+                f"pool {self.batch_pool!r} does not exist, so the batches would wait forever; create it "
+                f"with: airflow pools set {self.batch_pool} 4 'airflow-spreader batches of {self.backfill}'"
+            )
+        if response.status_code != 200:
+            self.log.warning("Could not check pool %r: HTTP %s; going on", self.batch_pool,
+                             response.status_code)
+
+    def execute(self, context: Context) -> list[dict[str, Any]]:
+        config = self.load_config()
+        tracker = SpreaderHook(self.redis_conn_id).tracker(self.backfill)
+        self.check_pool()
+        if not tracker.is_started():
+            bounds = inspect_table(SourceDatabaseHook(self.source_conn_id).get_conn(), self.table)
+            if bounds.is_empty:
+                self.log.info("Table %s is empty: nothing to backfill", self.table.name)
+                tracker.start(max_id=0, min_id=1)
+            else:
+                assert bounds.max_id is not None and bounds.min_id is not None
+                tracker.start(max_id=bounds.max_id, min_id=bounds.min_id)
+                self.log.info("Started backfill %r of %s: ids %s..%s", self.backfill, self.table.name,
+                              bounds.min_id, bounds.max_id)
+        begin_at = datetime.now(timezone.utc)
+        on_peak = config.peak_schedule.is_on_peak(begin_at)
+        per_second = config.per_second(begin_at)
+        claim = tracker.claim_cycle(batch_size=config.batch_size, per_second=per_second,
+                                    duration=config.duration, begin_at=begin_at,
+                                    lease_seconds=config.lease_seconds)
+        progress = tracker.progress()
+        groups = group_batches(claim.batches, config.max_tasks_per_cycle)
+        summary = {
+            "begin_at": begin_at.isoformat(), "duration": config.duration, "per_second": float(per_second),
+            "on_peak": on_peak, "batches": len(claim.batches), "replanned": claim.replanned,
+            "task_instances": len(groups), "cursor_before": claim.cursor_before,
+            "cursor_after": claim.cursor_after, "stopped": claim.stopped, "finished": progress.finished,
+        }
+        context["ti"].xcom_push(key=CYCLE_XCOM_KEY, value=summary)
+        if claim.stopped:
+            self.log.warning("Backfill %r is stopped: nothing planned. Run `go` to resume.", self.backfill)
+        else:
+            self.log.info("Cycle of %r: %d batches (%d re-planned) at %s/s (%s peak) in %d task instances; "
+                          "cursor %s -> %s", self.backfill, len(claim.batches), claim.replanned, per_second,
+                          "on" if on_peak else "off", len(groups), claim.cursor_before, claim.cursor_after)
+        return [{"batches": [batch.to_dict() for batch in group]} for group in groups]

@@ -1,0 +1,142 @@
+"""The backfill DAG under dag.test(), on SQLite and PostgreSQL source tables."""
+
+from __future__ import annotations
+
+import importlib.util
+from datetime import datetime
+from functools import cache
+from typing import Any
+
+import pytest
+
+from tests.airflow.conftest import Source
+from tests.conftest import TESTS
+
+pytestmark = pytest.mark.airflow
+
+RATE = {"per_second_on_peak": 7.5, "per_second_off_peak": 7.5}
+
+
+@cache
+def dags() -> Any:
+    path = TESTS / "airflow" / "dags" / "spreader_test_dags.py"
+    spec = importlib.util.spec_from_file_location("spreader_test_dags", path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def run_dag(source: Source) -> Any:
+    dag = dags().sqlite_backfill if source.dag_id.endswith("sqlite") else dags().postgres_backfill
+    return dag.test()
+
+
+def run_cycle(source: Source) -> str:
+    return str(run_dag(source).state)
+
+
+def cycle_summary(source: Source, run_id: str) -> dict[str, Any]:
+    """What the plan task pushed for the cycle (read server side: the test is not a task)."""
+    import json
+
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        value = session.scalar(select(XComModel.value).where(
+            XComModel.dag_id == source.dag_id, XComModel.run_id == run_id, XComModel.task_id == "plan",
+            XComModel.key == "cycle"))
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def test_two_cycles_process_every_id_exactly_once(source: Source) -> None:
+    source.create(1000)
+    source.set_config(batch_size=10, duration=10, max_tasks_per_cycle=8, **RATE)
+
+    assert run_cycle(source) == "success"
+    progress = source.tracker.progress()
+    assert (progress.batches_planned, progress.cursor, progress.batches_done) == (75, 250, 75)
+    counters = source.counters()
+    assert {i for i, n in counters.items() if n == 1} == set(range(251, 1001))
+    assert {i for i, n in counters.items() if n == 0} == set(range(1, 251))
+
+    assert run_cycle(source) == "success"
+    progress = source.tracker.progress()
+    assert (progress.batches_planned, progress.cursor, progress.batches_done) == (100, 0, 100)
+    assert progress.finished and progress.rows_done == 1000
+    assert set(source.counters().values()) == {1}
+
+
+def test_a_cursor_set_beforehand_limits_the_backfill(source: Source) -> None:
+    source.create(1000)
+    source.set_config(batch_size=10, duration=10, max_tasks_per_cycle=8, **RATE)
+    source.tracker.start(max_id=1000)
+    source.tracker.set_cursor(500)
+    assert run_cycle(source) == "success"
+    counters = source.counters()
+    assert {i for i, n in counters.items() if n == 1} == set(range(1, 501))
+    assert {i for i, n in counters.items() if n == 0} == set(range(501, 1001))
+    assert source.tracker.progress().finished
+
+
+def test_a_variable_change_between_cycles_changes_the_next_cycles_batch_size(source: Source) -> None:
+    source.create(1000)
+    source.set_config(batch_size=10, duration=10, max_tasks_per_cycle=8, **RATE)
+    run_cycle(source)
+    source.set_config(batch_size=50, duration=10, max_tasks_per_cycle=8, **RATE)
+    run_cycle(source)
+    progress = source.tracker.progress()
+    assert progress.batches_planned == 75 + 5 and progress.finished
+    assert set(source.counters().values()) == {1}
+
+
+def test_an_invalid_variable_fails_the_plan_and_touches_nothing(source: Source, capfd: pytest.CaptureFixture) -> None:
+    source.create(100)
+    source.set_config(batch_size=0, duration=10, **RATE)
+    assert run_cycle(source) == "failed"
+    assert not source.tracker.is_started()
+    assert set(source.counters().values()) == {0}
+    out, err = capfd.readouterr()
+    assert "ConfigError: invalid spreader configuration: batch_size=0: must be an integer >= 1" in out + err
+
+
+def test_a_missing_variable_is_created_with_defaults(source: Source) -> None:
+    from airflow.models.variable import Variable
+
+    from airflow_spreader.core.config import SpreadConfig
+
+    Variable.delete(f"spreader__{source.dag_id}")
+    source.create(0)
+    assert run_cycle(source) == "success"
+    assert SpreadConfig.from_json(Variable.get(f"spreader__{source.dag_id}")) == SpreadConfig.default()
+    assert source.tracker.progress().finished  # an empty table is done at once
+
+
+def test_stopped_touches_no_row_then_go_completes_exactly_once(source: Source) -> None:
+    source.create(300)
+    source.set_config(batch_size=20, duration=2, max_tasks_per_cycle=4, **RATE)
+    source.tracker.stop()
+    assert run_cycle(source) == "success"
+    assert set(source.counters().values()) == {0}
+    source.tracker.go()
+    for _ in range(3):
+        run_cycle(source)
+        if source.tracker.progress().finished:
+            break
+    assert source.tracker.progress().finished
+    assert set(source.counters().values()) == {1}
+
+
+def test_each_batch_runs_at_its_own_time(source: Source) -> None:
+    source.create(300)
+    source.set_config(batch_size=10, duration=4, max_tasks_per_cycle=1, **RATE)
+    run = run_dag(source)
+    begin_at = datetime.fromisoformat(cycle_summary(source, run.run_id)["begin_at"]).timestamp()
+    started = source.processed_at()
+    # 30 batches at 7.5/s: batch k (ids 300-10k down) is due floor(k / 7.5) s after the cycle began
+    lateness = [started[300 - 10 * k] - (begin_at + int(k / 7.5)) for k in range(30)]
+    assert min(lateness) >= 0, lateness
+    assert max(lateness) < 1.0, lateness
+
