@@ -7,7 +7,7 @@ PYVER = $(shell $(PYTHON) -c 'import sys; print(f"{sys.version_info[0]}.{sys.ver
 CONSTRAINTS = constraints/python$(PYVER).txt
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint venv clean
+.PHONY: demo test lint venv clean constraints
 
 venv: $(STAMP)
 
@@ -32,3 +32,9 @@ lint: venv
 
 clean:
 	rm -rf $(VENV) .demo build *.egg-info
+
+# Re-pin after changing dependencies: freezes the tested set for this Python version.
+constraints: venv
+	{ echo "# Resolved and tested with apache-airflow 3.3.2 on CPython $(PYVER) (pip freeze of make venv)."; \
+	  echo "# Regenerate: make constraints"; \
+	  $(BIN)/python -m pip freeze --exclude-editable | grep -v '^airflow-spreader'; } > $(CONSTRAINTS)

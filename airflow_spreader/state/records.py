@@ -108,6 +108,8 @@ class Progress:
 
     @property
     def fraction_done(self) -> float:
+        if not self.started:
+            return 0.0
         return 1.0 if self.total_ids == 0 else min(1.0, self.ids_done / self.total_ids)
 
     def to_dict(self) -> dict[str, Any]:

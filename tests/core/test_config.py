@@ -341,3 +341,12 @@ def test_any_single_bad_field_is_named(data: dict[str, Any], draw: st.DataObject
     assert list(error.problems) == [name]
     assert str(error) == f"{PREFIX}{name}={value!r}: {error.problems[name]}"
     assert error.problems[name].startswith("must be ")
+
+
+def test_the_readme_documents_every_field_as_the_code_defines_it() -> None:
+    from pathlib import Path
+
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    start = readme.index("<!-- config-reference:start -->\n") + len("<!-- config-reference:start -->\n")
+    end = readme.index("<!-- config-reference:end -->")
+    assert readme[start:end].strip() == SpreadConfig.reference().strip()
