@@ -19,6 +19,9 @@ from airflow_spreader.state.tracker import Tracker
 from tests.conftest import AIRFLOW_HOME
 
 POSTGRES_URL = os.environ.get("SPREADER_TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/test")
+MARIADB_URL = os.environ.get("SPREADER_TEST_MARIADB_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
+SOURCE_URLS = {"sqlite": f"sqlite:///{AIRFLOW_HOME / 'source.db'}", "subclass": f"sqlite:///{AIRFLOW_HOME / 'sub.db'}",
+               "postgres": POSTGRES_URL, "mariadb": MARIADB_URL}
 TABLE = "spreader_items"
 
 
@@ -40,7 +43,8 @@ def redis_connection(url: str) -> str:
 def source_connection(url: sa.URL) -> str:
     if url.get_backend_name() == "sqlite":
         return json.dumps({"conn_type": "sqlite", "host": url.database})
-    return json.dumps({"conn_type": "postgres", "host": url.host, "port": url.port, "login": url.username,
+    conn_type = "postgres" if url.get_backend_name() == "postgresql" else "mysql"
+    return json.dumps({"conn_type": conn_type, "host": url.host, "port": url.port, "login": url.username,
                        "password": url.password, "schema": url.database})
 
 
@@ -84,8 +88,7 @@ class Source:
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def source(request: pytest.FixtureRequest, airflow_db: None, redis_url: str,
            monkeypatch: pytest.MonkeyPatch) -> Iterator[Source]:
-    url = sa.make_url(f"sqlite:///{AIRFLOW_HOME / 'source.db'}") if request.param == "sqlite" \
-        else sa.make_url(POSTGRES_URL)
+    url = sa.make_url(SOURCE_URLS[request.param])
     dag_id = f"spreader_test_{request.param}"
     monkeypatch.setenv(f"AIRFLOW_CONN_{dag_id.upper()}", source_connection(url))
     monkeypatch.setenv("AIRFLOW_CONN_REDIS_DEFAULT", redis_connection(redis_url))

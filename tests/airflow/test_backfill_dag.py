@@ -28,8 +28,8 @@ def dags() -> Any:
 
 
 def run_dag(source: Source) -> Any:
-    dag = dags().sqlite_backfill if source.dag_id.endswith("sqlite") else dags().postgres_backfill
-    return dag.test()
+    backend = source.dag_id.removeprefix("spreader_test_")
+    return getattr(dags(), f"{backend}_backfill").test()
 
 
 def run_cycle(source: Source) -> str:
@@ -66,6 +66,19 @@ def test_two_cycles_process_every_id_exactly_once(source: Source) -> None:
     progress = source.tracker.progress()
     assert (progress.batches_planned, progress.cursor, progress.batches_done) == (100, 0, 100)
     assert progress.finished and progress.rows_done == 1000
+    assert set(source.counters().values()) == {1}
+
+
+@pytest.mark.parametrize("source", [pytest.param("mariadb", marks=pytest.mark.mariadb), "subclass"],
+                         indirect=True)
+def test_mariadb_sources_and_subclassed_work_complete_exactly_once(source: Source) -> None:
+    source.create(400)
+    source.set_config(batch_size=20, duration=2, max_tasks_per_cycle=4, **RATE)
+    for _ in range(3):
+        assert run_cycle(source) == "success"
+        if source.tracker.progress().finished:
+            break
+    assert source.tracker.progress().finished
     assert set(source.counters().values()) == {1}
 
 

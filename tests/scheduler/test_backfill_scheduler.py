@@ -1,0 +1,103 @@
+"""The backfill DAG under a real scheduler, triggerer and api-server (LocalExecutor).
+
+Run alone: ``.venv/bin/python -m pytest -m scheduler tests/scheduler/test_backfill_scheduler.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+import sqlalchemy as sa
+
+from airflow_spreader.state.tracker import Tracker
+from airflow_spreader.tools.stack import AirflowStack
+from tests.airflow.conftest import TABLE, redis_connection
+from tests.conftest import TESTS
+
+pytestmark = pytest.mark.scheduler
+
+DAG_ID = "spreader_test_sqlite"
+
+
+@pytest.fixture(scope="module")
+def source_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("source") / "source.db"
+
+
+@pytest.fixture(scope="module")
+def stack(airflow_stack_factory, source_db: Path, redis_url: str) -> AirflowStack:  # type: ignore[no-untyped-def]
+    return airflow_stack_factory(TESTS / "airflow" / "dags", parallelism=8, env={
+        "AIRFLOW_CONN_SPREADER_TEST_SQLITE": json.dumps({"conn_type": "sqlite", "host": str(source_db)}),
+        "AIRFLOW_CONN_REDIS_DEFAULT": redis_connection(redis_url),
+    })
+
+
+@pytest.fixture
+def tracker(redis_url: str) -> Iterator[Tracker]:
+    tracker = Tracker(DAG_ID, redis.Redis.from_url(redis_url))
+    tracker.reset()
+    yield tracker
+    tracker.reset()
+
+
+def make_table(path: Path, rows: int) -> sa.Engine:
+    engine = sa.create_engine(f"sqlite:///{path}")
+    with engine.begin() as conn:
+        conn.execute(sa.text(f"DROP TABLE IF EXISTS {TABLE}"))
+        conn.execute(sa.text(f"CREATE TABLE {TABLE} (id INTEGER PRIMARY KEY, counter INTEGER NOT NULL, "
+                             "processed_at DOUBLE PRECISION)"))
+        conn.execute(sa.text(f"INSERT INTO {TABLE} (id, counter) VALUES (:id, 0)"),
+                     [{"id": i} for i in range(1, rows + 1)])
+    return engine
+
+
+def wait_for_runs(stack: AirflowStack, timeout: float = 180) -> list[dict]:
+    deadline = time.monotonic() + timeout
+    while True:
+        runs = stack.client.dag_runs(DAG_ID)
+        if all(run["state"] in {"success", "failed"} for run in runs):
+            return runs
+        assert time.monotonic() < deadline, f"runs still going: {[(r['dag_run_id'], r['state']) for r in runs]}"
+        time.sleep(2)
+
+
+def test_a_missing_pool_fails_the_plan_with_the_command_to_create_it(
+        stack: AirflowStack, tracker: Tracker, source_db: Path) -> None:
+    make_table(source_db, 100)
+    stack.client.wait_for_dag(DAG_ID, timeout=120)
+    assert stack.client.get_pool(DAG_ID) is None
+    run_id = stack.client.trigger(DAG_ID)
+    assert stack.client.wait_for_run(DAG_ID, run_id, timeout=120) == "failed"
+    states = {ti["task_id"]: ti["state"] for ti in stack.client.task_instances(DAG_ID, run_id)}
+    assert states["plan"] == "failed" and states["report"] == "failed"
+    logs = list((stack.home / "logs").glob(f"dag_id={DAG_ID}/run_id={run_id}/task_id=plan/*.log"))
+    assert logs, "no log for the plan task"
+    assert f"pool '{DAG_ID}' does not exist" in logs[0].read_text()
+    assert f"airflow pools set {DAG_ID} " in logs[0].read_text()
+    assert not tracker.is_started()
+
+
+def test_a_backfill_runs_to_completion_exactly_once_under_the_scheduler(
+        stack: AirflowStack, tracker: Tracker, source_db: Path) -> None:
+    engine = make_table(source_db, 2000)
+    stack.client.set_pool(DAG_ID, 2)
+    stack.client.set_variable(f"spreader__{DAG_ID}", json.dumps({
+        "batch_size": 50, "duration": 4, "per_second_on_peak": 5, "per_second_off_peak": 5,
+        "max_tasks_per_cycle": 4}))
+    stack.client.trigger(DAG_ID)
+    deadline = time.monotonic() + 240
+    while not tracker.progress().finished:
+        assert time.monotonic() < deadline, f"not finished: {tracker.progress()}\n{stack.log_tails()}"
+        time.sleep(1)
+    runs = [run for run in wait_for_runs(stack) if run["state"] == "success"]
+    with engine.connect() as conn:
+        counters = dict(conn.execute(sa.text(f"SELECT counter, COUNT(*) FROM {TABLE} GROUP BY counter")).all())
+    assert counters == {1: 2000}
+    progress = tracker.progress()
+    assert (progress.batches_done, progress.cycles, progress.batches_failed) == (40, 2, 0)
+    assert len(runs) == 2, "one DAG run per cycle, and the chain ends by itself"
