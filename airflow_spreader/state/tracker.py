@@ -19,7 +19,7 @@ from typing import Any
 import redis
 from redis.commands.core import Script
 
-from airflow_spreader.core.planner import IdRange, Number, carve_ranges, schedule, slot_offsets
+from airflow_spreader.core.planner import Batch, IdRange, Number, carve_ranges, schedule, slot_offsets
 from airflow_spreader.state import scripts
 from airflow_spreader.state.keys import REGISTRY_KEY, Keys, validate_name
 from airflow_spreader.state.records import ClaimedBatch, CycleClaim, FailedRange, Progress, from_epoch
@@ -133,9 +133,7 @@ class Tracker:
             snapshot = self._snapshot(len(offsets))
             if snapshot.stopped:
                 return CycleClaim([], snapshot.cursor, snapshot.cursor, stopped=True)
-            replays = sorted(snapshot.due, key=lambda r: r.end_id, reverse=True)
-            fresh = carve_ranges(snapshot.cursor, batch_size, len(offsets) - len(replays), snapshot.min_id)
-            planned = schedule([*replays, *fresh], begin_at, offsets)
+            replays, fresh, planned = self._plan(snapshot, batch_size, offsets, begin_at)
             if not planned:
                 return CycleClaim([], snapshot.cursor, snapshot.cursor)
             new_cursor = fresh[-1].begin_id - 1 if fresh else snapshot.cursor
@@ -156,6 +154,26 @@ class Tracker:
             time.sleep(random.uniform(0, 0.002 * min(attempt + 1, 20)))
         raise TrackerError(f"backfill {self.name!r}: could not claim a cycle after "
                            f"{MAX_CLAIM_RETRIES} attempts (too many planners racing)")
+
+    def preview_cycle(self, *, batch_size: int, per_second: Number, duration: Number,
+                      begin_at: datetime) -> CycleClaim:
+        """What ``claim_cycle`` would plan now, without claiming anything (tokens are 0)."""
+        offsets = slot_offsets(per_second, duration)
+        snapshot = self._snapshot(len(offsets))
+        if snapshot.stopped:
+            return CycleClaim([], snapshot.cursor, snapshot.cursor, stopped=True)
+        replays, fresh, planned = self._plan(snapshot, batch_size, offsets, begin_at)
+        batches = [ClaimedBatch(b.run_at, b.begin_id, b.end_id, 0, replanned=i < len(replays))
+                   for i, b in enumerate(planned)]
+        return CycleClaim(batches, snapshot.cursor, fresh[-1].begin_id - 1 if fresh else snapshot.cursor)
+
+    @staticmethod
+    def _plan(snapshot: _Snapshot, batch_size: int, offsets: list[int],
+              begin_at: datetime) -> tuple[list[IdRange], list[IdRange], list[Batch]]:
+        """Ranges due again first (highest first), then new ranges from the cursor, in the cycle's slots."""
+        replays = sorted(snapshot.due, key=lambda r: r.end_id, reverse=True)
+        fresh = carve_ranges(snapshot.cursor, batch_size, len(offsets) - len(replays), snapshot.min_id)
+        return replays, fresh, schedule([*replays, *fresh], begin_at, offsets)
 
     def _snapshot(self, limit: int) -> _Snapshot:
         k = self.keys

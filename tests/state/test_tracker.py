@@ -172,3 +172,20 @@ def test_set_cursor_limits_the_walk(tracker: Tracker) -> None:
 def test_names_are_restricted_to_a_safe_alphabet(name: str, redis_client: redis.Redis) -> None:
     with pytest.raises(ValueError, match="invalid backfill name"):
         Tracker(name, redis_client)
+
+
+def test_a_preview_plans_what_a_claim_would_and_claims_nothing(tracker: Tracker) -> None:
+    tracker.start(max_id=100)
+    preview = tracker.preview_cycle(batch_size=10, per_second=1, duration=3, begin_at=T)
+    assert spans(preview.batches) == [(91, 100), (81, 90), (71, 80)] and preview.cursor_after == 70
+    assert tracker.progress().cursor == 100 and tracker.in_flight() == {}
+    assert spans(claim(tracker, batch_size=10, duration=3)) == spans(preview.batches)
+
+
+def test_a_batch_that_failed_in_this_attempt_waits_for_the_retry(tracker: Tracker) -> None:
+    tracker.start(max_id=10)
+    [batch] = claim(tracker, batch_size=10, duration=1)
+    assert tracker.begin(batch, attempt="run/0/1") == "run"
+    assert tracker.fail(batch, "boom", final=False, attempt="run/0/1") == "retry"
+    assert tracker.begin(batch, attempt="run/0/1") == "failed-this-try"
+    assert tracker.begin(batch, attempt="run/0/2") == "run"
