@@ -68,7 +68,7 @@ def backfill_dag(
             map_index_template="{{ task.id_ranges }}",
         ).expand_kwargs(plan.output)
         chain = NextCycleOperator(task_id="next_cycle", backfill=name, redis_conn_id=redis_conn_id,
-                                  trigger_rule="all_done")
+                                  config_variable=variable_key(dag_id), trigger_rule="all_done")
         report = CycleReportOperator(task_id="report", trigger_rule="all_done")
         plan >> batches >> [chain, report]
     return dag

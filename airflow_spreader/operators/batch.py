@@ -5,15 +5,15 @@ from __future__ import annotations
 import inspect
 import time
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from airflow.providers.standard.triggers.temporal import DateTimeTrigger
 from airflow.sdk import BaseOperator, Context
 
 from airflow_spreader.hooks.source import SourceDatabaseHook
 from airflow_spreader.hooks.spreader import SpreaderHook
 from airflow_spreader.state.records import ClaimedBatch
+from airflow_spreader.triggers.backfill_wait import BackfillWaitTrigger
 
 #: The work for one range: ``work(connection, begin_id, end_id)``, optionally ``context=``.
 #: It runs inside a transaction on the source database; return the number of rows changed, or None.
@@ -33,8 +33,11 @@ class SpreadBatchOperator(BaseOperator):
     """
 
     ui_color = "#fef7e0"
-    #: Waits longer than this many seconds are deferred to the triggerer; shorter ones sleep.
-    defer_threshold: float = 5.0
+    #: Waits longer than this many seconds are deferred to the triggerer; shorter ones sleep in the worker.
+    defer_threshold: float = 10.0
+    #: The triggerer wakes the task this many seconds early, to absorb the task's restart; it then sleeps
+    #: until the batch's exact time.
+    wake_margin: float = 3.0
 
     def __init__(
         self,
@@ -85,7 +88,9 @@ class SpreadBatchOperator(BaseOperator):
             wait = (batch.run_at - datetime.now(timezone.utc)).total_seconds()
             if wait > 0 and not tracker.is_stopped():
                 if wait > self.defer_threshold:
-                    self.defer(trigger=DateTimeTrigger(moment=batch.run_at), method_name="resume")
+                    wake_at = batch.run_at - timedelta(seconds=self.wake_margin)
+                    self.defer(trigger=BackfillWaitTrigger(self.backfill, self.redis_conn_id, wake_at),
+                               method_name="resume")
                 time.sleep(wait)
             state = tracker.begin(batch, attempt=attempt)
             if state == "failed-this-try":  # failed before this task deferred; the retry takes it

@@ -6,13 +6,14 @@ import uuid
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from airflow.providers.standard.triggers.temporal import DateTimeTrigger
 from airflow.sdk import BaseOperator, Context
 from airflow.sdk.exceptions import AirflowSkipException, DagRunTriggerException
 
 from airflow_spreader.hooks.spreader import SpreaderHook
+from airflow_spreader.operators import checkpoint
 from airflow_spreader.operators.plan import CYCLE_XCOM_KEY
 from airflow_spreader.state.records import Progress
+from airflow_spreader.triggers.backfill_wait import BackfillWaitTrigger
 
 
 class FailedRangesRemain(RuntimeError):
@@ -34,18 +35,20 @@ class NextCycleOperator(BaseOperator):
     """Runs after the cycle's batches. Waits until ``begin_at + duration`` (deferred), then triggers
     the next DAG run while there is work left.
 
-    The chain ends when the backfill is finished (logging the summary), stopped, or left with
-    only failed ranges (failing, so the run shows it). When every id is planned but some batches
-    are still in flight elsewhere, it waits for them or for their lease, instead of busy-looping
-    empty cycles.
+    The chain ends when the backfill is finished (logging the summary) or left with only failed
+    ranges (failing, so the run shows it). While the backfill is stopped it waits, deferred, for
+    ``go``, then starts the next cycle, which plans the handed-back ranges first. When every id is
+    planned but some batches are still in flight elsewhere, it waits for them or for their lease,
+    instead of busy-looping empty cycles.
     """
 
     ui_color = "#e6f4ea"
 
-    def __init__(self, *, backfill: str, redis_conn_id: str = "redis_default", plan_task_id: str = "plan",
-                 **kwargs: Any) -> None:
+    def __init__(self, *, backfill: str, config_variable: str, redis_conn_id: str = "redis_default",
+                 plan_task_id: str = "plan", **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.backfill = backfill
+        self.config_variable = config_variable
         self.redis_conn_id = redis_conn_id
         self.plan_task_id = plan_task_id
 
@@ -60,11 +63,13 @@ class NextCycleOperator(BaseOperator):
         if not cycle:
             raise AirflowSkipException("The plan task did not finish: the chain of cycles ends here")
         tracker = SpreaderHook(self.redis_conn_id).tracker(self.backfill)
+        checkpoint.save(self.config_variable, tracker)  # after the cycle's batches: the tightest mark
         now = datetime.now(timezone.utc)
         if tracker.is_stopped():
-            self.log.warning("Backfill %r is stopped: no next cycle. `go`, then trigger the DAG to resume.",
+            self.log.warning("Backfill %r is stopped: waiting (deferred) for `go` to start the next cycle",
                              self.backfill)
-            return None
+            self.defer(trigger=BackfillWaitTrigger(self.backfill, self.redis_conn_id, wait_for="resumed",
+                                                   poll_interval=5.0), method_name="resume")
         progress = tracker.progress()
         if progress.finished:
             result = summary(progress, now)
@@ -84,7 +89,7 @@ class NextCycleOperator(BaseOperator):
                 self.log.info("All ids planned; %d batches in flight. Checking again at %s",
                               progress.in_flight, next_at.isoformat())
         if next_at > now:
-            self.defer(trigger=DateTimeTrigger(moment=next_at), method_name="resume")
+            self.defer(trigger=BackfillWaitTrigger(self.backfill, self.redis_conn_id, next_at), method_name="resume")
         self.trigger_next(context)
         return None
 

@@ -7,12 +7,14 @@ from datetime import datetime, timezone
 from typing import Any
 
 import httpx
+import redis
 from airflow.sdk import BaseOperator, Context, Variable, conf
 
 from airflow_spreader.core.config import ConfigError, SpreadConfig
 from airflow_spreader.core.grouping import group_batches
 from airflow_spreader.hooks.source import SourceDatabaseHook
 from airflow_spreader.hooks.spreader import SpreaderHook
+from airflow_spreader.operators import checkpoint
 from airflow_spreader.sql.table import SourceTable, inspect_table
 
 CYCLE_XCOM_KEY = "cycle"
@@ -21,6 +23,10 @@ CYCLE_XCOM_KEY = "cycle"
 def variable_key(dag_id: str) -> str:
     """The Airflow Variable that holds a backfill's configuration."""
     return f"spreader__{dag_id}"
+
+
+class TrackerUnavailable(RuntimeError):
+    """The tracker's Redis cannot be reached: nothing is planned."""
 
 
 class PoolMissingError(RuntimeError):
@@ -97,8 +103,16 @@ class PlanCycleOperator(BaseOperator):
     def execute(self, context: Context) -> list[dict[str, Any]]:
         config = self.load_config()
         tracker = SpreaderHook(self.redis_conn_id).tracker(self.backfill)
+        try:
+            started = tracker.is_started()
+        except redis.RedisError as error:
+            raise TrackerUnavailable(f"cannot reach the Redis of connection {self.redis_conn_id!r} "
+                                     f"(backfill {self.backfill!r}): {error}") from error
         self.check_pool()
-        if not tracker.is_started():
+        if not started:
+            saved = checkpoint.load(self.config_variable)
+            if saved is not None:
+                raise checkpoint.refuse_to_start_over(self.config_variable, tracker, saved)
             bounds = inspect_table(SourceDatabaseHook(self.source_conn_id).get_conn(), self.table)
             if bounds.is_empty:
                 self.log.info("Table %s is empty: nothing to backfill", self.table.name)
@@ -115,6 +129,7 @@ class PlanCycleOperator(BaseOperator):
                                     duration=config.duration, begin_at=begin_at,
                                     lease_seconds=config.lease_seconds)
         progress = tracker.progress()
+        checkpoint.save(self.config_variable, tracker)
         groups = group_batches(claim.batches, config.max_tasks_per_cycle)
         summary = {
             "begin_at": begin_at.isoformat(), "duration": config.duration, "per_second": float(per_second),

@@ -267,6 +267,16 @@ class Tracker:
                                       from_epoch(info.get("failed_at"))))
         return sorted(ranges, key=lambda r: r.end_id, reverse=True)
 
+    def low_water_mark(self) -> int | None:
+        """The highest id not known to be done: every id above it is done. A durable checkpoint of this
+        (and the bounds) is enough to resume without losing anything if Redis loses its data."""
+        cursor = self.redis.hget(self.keys.meta, "cursor")
+        if cursor is None:
+            return None
+        held = [IdRange.parse(text(key)).end_id for key in
+                [*self.redis.hkeys(self.keys.inflight), *self.redis.hkeys(self.keys.failed)]]
+        return max([int(cursor), *held])
+
     def next_lease_deadline(self) -> float | None:
         """Epoch second at which the earliest in-flight range becomes due for re-planning."""
         first = self.redis.zrange(self.keys.leases, 0, 0, withscores=True)

@@ -94,7 +94,15 @@ def source(request: pytest.FixtureRequest, airflow_db: None, redis_url: str,
     monkeypatch.setenv("AIRFLOW_CONN_REDIS_DEFAULT", redis_connection(redis_url))
     engine = sa.create_engine(url)
     tracker = Tracker(dag_id, redis.Redis.from_url(redis_url))
-    tracker.reset()
+    forget(dag_id, tracker)
     yield Source(dag_id, engine, tracker)
-    tracker.reset()
+    forget(dag_id, tracker)
     engine.dispose()
+
+
+def forget(dag_id: str, tracker: Tracker) -> None:
+    """A clean slate: no tracker state in Redis and no checkpoint in Airflow."""
+    from airflow.models.variable import Variable
+
+    tracker.reset()
+    Variable.delete(f"spreader__{dag_id}__checkpoint")

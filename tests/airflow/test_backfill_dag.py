@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib.util
+import threading
+import time
 from datetime import datetime
 from functools import cache
 from typing import Any
@@ -131,14 +133,51 @@ def test_stopped_touches_no_row_then_go_completes_exactly_once(source: Source) -
     source.create(300)
     source.set_config(batch_size=20, duration=2, max_tasks_per_cycle=4, **RATE)
     source.tracker.stop()
-    assert run_cycle(source) == "success"
-    assert set(source.counters().values()) == {0}
-    source.tracker.go()
+    while_stopped: dict[str, Any] = {}
+
+    def go_later() -> None:
+        time.sleep(4)
+        while_stopped["counters"] = set(source.counters().values())
+        while_stopped["planned"] = source.tracker.progress().batches_planned
+        source.tracker.go()
+
+    operator = threading.Thread(target=go_later)
+    operator.start()
+    assert run_cycle(source) == "success"  # plans nothing, then waits (deferred) for go
+    operator.join()
+    assert while_stopped == {"counters": {0}, "planned": 0}
     for _ in range(3):
         run_cycle(source)
         if source.tracker.progress().finished:
             break
     assert source.tracker.progress().finished
+    assert set(source.counters().values()) == {1}
+
+
+def test_a_stop_mid_cycle_hands_the_rest_back_and_go_finishes_exactly_once(source: Source) -> None:
+    source.create(200)
+    source.set_config(batch_size=10, duration=20, per_second_on_peak=1, per_second_off_peak=1,
+                      max_tasks_per_cycle=2)
+
+    def stop_then_go() -> None:
+        while source.tracker.progress().batches_done < 3:
+            time.sleep(0.2)
+        source.tracker.stop()
+        time.sleep(3)
+        source.tracker.go()
+
+    operator = threading.Thread(target=stop_then_go)
+    operator.start()
+    run_cycle(source)
+    operator.join()
+    progress = source.tracker.progress()
+    assert 3 <= progress.batches_done < 20, "the stop came mid-cycle"
+    for _ in range(3):
+        run_cycle(source)
+        if source.tracker.progress().finished:
+            break
+    progress = source.tracker.progress()
+    assert progress.finished and progress.counters.get("batches_replanned", 0) > 0
     assert set(source.counters().values()) == {1}
 
 

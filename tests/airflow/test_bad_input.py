@@ -1,0 +1,108 @@
+"""Bad input gives one clear error, and nothing is advanced or lost (under dag.test())."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import sqlalchemy as sa
+
+from airflow_spreader.operators.checkpoint import Checkpoint, checkpoint_key
+from tests.airflow.conftest import TABLE, Source
+from tests.airflow.test_backfill_dag import RATE, run_cycle
+
+pytestmark = pytest.mark.airflow
+
+GOOD = {"batch_size": 10, "duration": 2, "max_tasks_per_cycle": 4, **RATE}
+
+
+def failed_with(source: Source, capfd: pytest.CaptureFixture, message: str) -> None:
+    assert run_cycle(source) == "failed"
+    out, err = capfd.readouterr()
+    assert message in out + err
+
+
+@pytest.mark.parametrize(("config", "message"), [
+    ("{batch_size: 10", "ConfigError: invalid spreader configuration: not valid JSON: Expecting property name"),
+    (json.dumps({**GOOD, "per_second_on_peak": 0}), "per_second_on_peak=0: must be a finite number > 0"),
+    (json.dumps({**GOOD, "per_second_off_peak": -2.5}), "per_second_off_peak=-2.5: must be a finite number > 0"),
+    (json.dumps({**GOOD, "on_peak_timezone": "Mars/Olympus_Mons"}),
+     "on_peak_timezone='Mars/Olympus_Mons': must be an IANA time zone name"),
+])
+@pytest.mark.parametrize("source", ["sqlite"], indirect=True)
+def test_a_bad_variable_names_the_problem_and_plans_nothing(source: Source, config: str, message: str,
+                                                            capfd: pytest.CaptureFixture) -> None:
+    source.create(50)
+    source.set_raw_config(config)
+    failed_with(source, capfd, message)
+    assert not source.tracker.is_started()
+    assert set(source.counters().values()) == {0}
+
+
+@pytest.mark.parametrize("source", ["sqlite"], indirect=True)
+def test_a_missing_table_is_named(source: Source, capfd: pytest.CaptureFixture) -> None:
+    with source.engine.begin() as conn:
+        conn.execute(sa.text(f"DROP TABLE IF EXISTS {TABLE}"))
+    source.set_config(**GOOD)
+    failed_with(source, capfd, f"TableError: table '{TABLE}' not found in sqlite:///")
+    assert not source.tracker.is_started()
+
+
+@pytest.mark.parametrize("source", ["sqlite"], indirect=True)
+def test_a_table_without_an_integer_key_is_refused(source: Source, capfd: pytest.CaptureFixture) -> None:
+    with source.engine.begin() as conn:
+        conn.execute(sa.text(f"DROP TABLE IF EXISTS {TABLE}"))
+        conn.execute(sa.text(f"CREATE TABLE {TABLE} (id TEXT PRIMARY KEY, counter INTEGER)"))
+        conn.execute(sa.text(f"INSERT INTO {TABLE} VALUES ('a', 0)"))
+    source.set_config(**GOOD)
+    failed_with(source, capfd, "key column 'id' of table 'spreader_items' has type TEXT, not an integer type")
+    assert not source.tracker.is_started()
+
+
+@pytest.mark.parametrize("source", ["sqlite"], indirect=True)
+def test_an_unreachable_source_database_is_named(source: Source, capfd: pytest.CaptureFixture,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AIRFLOW_CONN_SPREADER_TEST_SQLITE", json.dumps(
+        {"conn_type": "postgres", "host": "127.0.0.1", "port": 1, "login": "nobody", "password": "s3cret",
+         "schema": "nowhere"}))
+    source.set_config(**GOOD)
+    assert run_cycle(source) == "failed"
+    out, err = capfd.readouterr()
+    assert "cannot connect to source database postgresql+psycopg2://nobody@127.0.0.1:1/nowhere" in out + err
+    assert "s3cret" not in out + err
+    assert not source.tracker.is_started()
+
+
+@pytest.mark.parametrize("source", ["sqlite"], indirect=True)
+def test_an_unreachable_redis_is_named(source: Source, capfd: pytest.CaptureFixture,
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    source.create(50)
+    source.set_config(**GOOD)
+    monkeypatch.setenv("AIRFLOW_CONN_REDIS_DEFAULT", json.dumps({"conn_type": "redis", "host": "127.0.0.1",
+                                                                 "port": 1}))
+    failed_with(source, capfd, "TrackerUnavailable: cannot reach the Redis of connection 'redis_default'")
+    assert set(source.counters().values()) == {0}
+
+
+@pytest.mark.parametrize("source", ["sqlite"], indirect=True)
+def test_lost_redis_state_is_refused_then_resumed_from_the_checkpoint(source: Source,
+                                                                      capfd: pytest.CaptureFixture) -> None:
+    from airflow.models.variable import Variable
+
+    source.create(1000)
+    source.set_config(batch_size=10, duration=10, max_tasks_per_cycle=8, **RATE)
+    assert run_cycle(source) == "success"  # ids 1000..251 done
+    saved = Checkpoint(**json.loads(Variable.get(checkpoint_key(f"spreader__{source.dag_id}"))))
+    assert (saved.low_water, saved.min_id, saved.max_id, saved.finished) == (250, 1, 1000, False)
+
+    source.tracker.reset()  # Redis restarted without persistence: the tracker's state is gone
+    failed_with(source, capfd, "has no state in Redis, but its checkpoint")
+    assert not source.tracker.is_started()
+    assert {i for i, n in source.counters().items() if n == 0} == set(range(1, 251))
+
+    saved.restore(source.tracker)
+    for _ in range(3):
+        run_cycle(source)
+        if source.tracker.progress().finished:
+            break
+    assert set(source.counters().values()) == {1}
