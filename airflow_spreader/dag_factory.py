@@ -29,6 +29,7 @@ def backfill_dag(
     backfill: str | None = None,
     initial_config: Mapping[str, Any] | None = None,
     retries: int = 2,
+    control_retries: int = 3,
     retry_delay: timedelta = timedelta(seconds=10),
     check_pool: bool = True,
     **dag_kwargs: Any,
@@ -44,6 +45,8 @@ def backfill_dag(
     :param backfill: the tracker's name in Redis (default: the DAG id).
     :param initial_config: values for the Variable ``spreader__<dag_id>`` when it is first created.
     :param retries: Airflow retries of a batch task; a batch failing on every try is kept as a failed range.
+    :param control_retries: retries of the plan and next-cycle tasks, so that a passing Redis or database
+        outage does not end the chain; bad input (configuration, table, pool, lost state) fails at once.
     """
     if work is None and batch_operator is SpreadBatchOperator:
         raise TypeError(f"backfill_dag({dag_id!r}): give work=callable or a batch_operator subclass")
@@ -60,7 +63,7 @@ def backfill_dag(
         plan = PlanCycleOperator(
             task_id="plan", backfill=name, table=table, key=key, source_conn_id=source_conn_id,
             redis_conn_id=redis_conn_id, config_variable=variable_key(dag_id), initial_config=initial_config,
-            batch_pool=pool if check_pool else None,
+            batch_pool=pool if check_pool else None, retries=control_retries, retry_delay=retry_delay,
         )
         batches = batch_operator.partial(
             task_id="batches", backfill=name, source_conn_id=source_conn_id, redis_conn_id=redis_conn_id,
@@ -68,7 +71,8 @@ def backfill_dag(
             map_index_template="{{ task.id_ranges }}",
         ).expand_kwargs(plan.output)
         chain = NextCycleOperator(task_id="next_cycle", backfill=name, redis_conn_id=redis_conn_id,
-                                  config_variable=variable_key(dag_id), trigger_rule="all_done")
+                                  config_variable=variable_key(dag_id), trigger_rule="all_done",
+                                  retries=control_retries, retry_delay=retry_delay)
         report = CycleReportOperator(task_id="report", trigger_rule="all_done")
         plan >> batches >> [chain, report]
     return dag

@@ -9,13 +9,14 @@ from typing import Any
 import httpx
 import redis
 from airflow.sdk import BaseOperator, Context, Variable, conf
+from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_spreader.core.config import ConfigError, SpreadConfig
 from airflow_spreader.core.grouping import group_batches
 from airflow_spreader.hooks.source import SourceDatabaseHook
 from airflow_spreader.hooks.spreader import SpreaderHook
 from airflow_spreader.operators import checkpoint
-from airflow_spreader.sql.table import SourceTable, inspect_table
+from airflow_spreader.sql.table import SourceTable, TableError, inspect_table
 
 CYCLE_XCOM_KEY = "cycle"
 
@@ -31,6 +32,10 @@ class TrackerUnavailable(RuntimeError):
 
 class PoolMissingError(RuntimeError):
     """Airflow would leave the batches ``scheduled`` forever, without a word: say it instead."""
+
+
+#: Errors of input and state that a retry cannot fix; anything else (a Redis or database blip) is retried.
+PERMANENT = (ConfigError, TableError, PoolMissingError, checkpoint.TrackerStateLost)
 
 
 class PlanCycleOperator(BaseOperator):
@@ -101,6 +106,12 @@ class PlanCycleOperator(BaseOperator):
                              response.status_code)
 
     def execute(self, context: Context) -> list[dict[str, Any]]:
+        try:
+            return self.plan(context)
+        except PERMANENT as error:  # retrying cannot help: fail at once, with the message
+            raise AirflowFailException(f"{type(error).__name__}: {error}") from error
+
+    def plan(self, context: Context) -> list[dict[str, Any]]:
         config = self.load_config()
         tracker = SpreaderHook(self.redis_conn_id).tracker(self.backfill)
         try:

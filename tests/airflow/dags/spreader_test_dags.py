@@ -24,11 +24,11 @@ def bump_counter(connection: sa.Connection, begin_id: int, end_id: int) -> int:
 
 
 sqlite_backfill = backfill_dag("spreader_test_sqlite", table=TABLE, source_conn_id="spreader_test_sqlite",
-                               work=bump_counter, retries=0)
+                               work=bump_counter, retries=0, control_retries=0)
 postgres_backfill = backfill_dag("spreader_test_postgres", table=TABLE, source_conn_id="spreader_test_postgres",
-                                 work=bump_counter, retries=0)
+                                 work=bump_counter, retries=0, control_retries=0)
 mariadb_backfill = backfill_dag("spreader_test_mariadb", table=TABLE, source_conn_id="spreader_test_mariadb",
-                                work=bump_counter, retries=0)
+                                work=bump_counter, retries=0, control_retries=0)
 
 
 class BumpCounter(SpreadBatchOperator):
@@ -39,4 +39,4 @@ class BumpCounter(SpreadBatchOperator):
 
 
 subclass_backfill = backfill_dag("spreader_test_subclass", table=TABLE, source_conn_id="spreader_test_subclass",
-                                 batch_operator=BumpCounter, retries=0)
+                                 batch_operator=BumpCounter, retries=0, control_retries=0)
