@@ -1,0 +1,185 @@
+"""The source table of a backfill: its validation, its id bounds, and safe per-range SQL constructs.
+
+Table and column names come from users (DAG arguments, Variables), so they only ever reach SQL as
+identifiers quoted by SQLAlchemy, never formatted into a statement: a name such as
+``t; DROP TABLE x; --`` is looked up as a (missing) table and nothing else runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import sqlalchemy as sa
+
+__all__ = ["SourceTable", "TableBounds", "TableError", "inspect_table", "range_clause", "sa_table", "safe_url"]
+
+#: URL query parameters whose names contain these words are left out of messages.
+SECRET_WORDS = ("pass", "secret", "token")
+
+
+class TableError(ValueError):
+    """The source table cannot be backfilled as configured; the message says which table and why."""
+
+
+@dataclass(frozen=True)
+class SourceTable:
+    """A table walked by its integer ``key`` column; ``name`` may be schema-qualified (``schema.table``)."""
+
+    name: str
+    key: str = "id"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name.strip() or self.name.endswith("."):
+            raise TableError(f"table name must be a non-empty string, got {self.name!r}")
+        if not isinstance(self.key, str) or not self.key.strip():
+            raise TableError(f"key column of table {self.name!r} must be a non-empty string, got {self.key!r}")
+
+    @property
+    def schema(self) -> str | None:
+        """The part before the last dot, or None: the connection's default schema."""
+        schema, dot, _ = self.name.rpartition(".")
+        return schema if dot and schema else None
+
+    @property
+    def table_name(self) -> str:
+        """The name without its schema."""
+        return self.name.rpartition(".")[2] if self.schema else self.name
+
+
+@dataclass(frozen=True)
+class TableBounds:
+    """The smallest and largest key of a table; both None when it is empty."""
+
+    min_id: int | None
+    max_id: int | None
+
+    @property
+    def is_empty(self) -> bool:
+        return self.min_id is None or self.max_id is None
+
+    @property
+    def id_span(self) -> int:
+        """How many ids lie between the bounds, inclusive (0 when empty): the work ahead, gaps included."""
+        if self.min_id is None or self.max_id is None:
+            return 0
+        return self.max_id - self.min_id + 1
+
+
+def safe_url(url: sa.URL) -> str:
+    """The URL without its password, fit for messages and logs."""
+    query = {k: v for k, v in url.query.items() if not any(word in k.lower() for word in SECRET_WORDS)}
+    bare = sa.URL.create(url.drivername, username=url.username, host=url.host, port=url.port,
+                         database=url.database, query=query)
+    return bare.render_as_string(hide_password=True)
+
+
+@lru_cache(maxsize=256)
+def sa_table(table: SourceTable) -> sa.TableClause:
+    """A lightweight ``sqlalchemy.table()`` with the key column; SQLAlchemy quotes both names when compiled.
+
+    Equal SourceTables give the same construct, so ``sa_table(t).c.id`` and ``range_clause(t, ...)``
+    name one FROM element (two constructs would make a cartesian product). Do not mutate it.
+    """
+    return sa.table(table.table_name, sa.column(table.key), schema=table.schema)
+
+
+def range_clause(table: SourceTable, begin_id: int, end_id: int) -> sa.ColumnElement[bool]:
+    """``key BETWEEN :begin AND :end`` (both inclusive), with the ids as bound parameters."""
+    begin, end = _as_id(begin_id, "begin_id"), _as_id(end_id, "end_id")
+    if begin > end:
+        raise ValueError(f"range of table {table.name!r} is empty: begin_id {begin} > end_id {end}")
+    return sa_table(table).c[table.key].between(begin, end)
+
+
+def inspect_table(bind: sa.Engine | sa.Connection, table: SourceTable) -> TableBounds:
+    """Check that ``table`` exists with an integer ``key``, then return MIN and MAX of the key.
+
+    MIN and MAX of an indexed key (the primary key) are two index lookups, so this is cheap even
+    on a billion-row table. Raises TableError for a missing table or column, a key that is not an
+    integer, or a database that cannot be reached.
+    """
+    if isinstance(bind, sa.Connection):
+        return _inspect(bind, table)
+    try:
+        conn = bind.connect()
+    except sa.exc.DBAPIError as error:
+        raise _connect_error(bind.url, error) from error
+    with conn:
+        return _inspect(conn, table)
+
+
+def _inspect(conn: sa.Connection, table: SourceTable) -> TableBounds:
+    url = conn.engine.url
+    try:
+        _check_key(conn, table)
+        key = sa_table(table).c[table.key]  # one table construct, or the FROM lists it twice
+        row = conn.execute(sa.select(sa.func.min(key), sa.func.max(key))).one()
+    except sa.exc.DBAPIError as error:
+        if error.connection_invalidated:
+            raise _connect_error(url, error) from error
+        raise
+    low, high = row
+    if low is None or high is None:
+        return TableBounds(None, None)
+    return TableBounds(int(low), int(high))
+
+
+def _check_key(conn: sa.Connection, table: SourceTable) -> None:
+    """Reflect the table's columns; raise TableError unless the key exists and holds integers."""
+    url = safe_url(conn.engine.url)
+    inspector = sa.inspect(conn)
+    try:
+        found = inspector.has_table(table.table_name, schema=table.schema)
+        columns = inspector.get_columns(table.table_name, schema=table.schema) if found else []
+    except sa.exc.NoSuchTableError:
+        found = False
+    except sa.exc.DBAPIError as error:
+        if error.connection_invalidated:
+            raise
+        # e.g. an unknown schema on SQLite ("unknown database"), or no privilege to see the table
+        raise TableError(f"table {table.name!r} not found in {url}: {_first_line(error)}") from error
+    if not found:
+        raise TableError(f"table {table.name!r} not found in {url}")
+    by_name = {column["name"]: column for column in columns}
+    if table.key not in by_name:
+        raise TableError(f"key column {table.key!r} not found in table {table.name!r}; "
+                         f"its columns are: {', '.join(by_name)}")
+    key_type = by_name[table.key]["type"]
+    if not _is_integer(key_type):
+        raise TableError(f"key column {table.key!r} of table {table.name!r} has type {_type_name(key_type, conn)}, "
+                         "not an integer type: id ranges need an integer key")
+
+
+def _is_integer(type_: Any) -> bool:
+    """INTEGER, BIGINT, SMALLINT..., and NUMERIC/DECIMAL with scale 0 (whole numbers, e.g. DECIMAL(20, 0))."""
+    if isinstance(type_, sa.Integer):
+        return True
+    return isinstance(type_, sa.Numeric) and not isinstance(type_, sa.Float) and type_.scale == 0
+
+
+def _type_name(type_: Any, conn: sa.Connection) -> str:
+    try:
+        return str(type_.compile(dialect=conn.dialect))
+    except Exception:  # an unknown reflected type cannot always be compiled back
+        return repr(type_)
+
+
+def _as_id(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {value!r}")
+    return value
+
+
+def _first_line(error: BaseException) -> str:
+    original = getattr(error, "orig", None) or error
+    text = str(original).strip()
+    return text.splitlines()[0].strip() if text else type(original).__name__
+
+
+def _connect_error(url: sa.URL, error: sa.exc.DBAPIError) -> TableError:
+    message = _first_line(error)
+    if url.password:
+        message = message.replace(str(url.password), "***")
+    return TableError(f"cannot connect to source database {safe_url(url)}: {message}")
