@@ -7,7 +7,7 @@ PYVER = $(shell $(PYTHON) -c 'import sys; print(f"{sys.version_info[0]}.{sys.ver
 CONSTRAINTS = constraints/python$(PYVER).txt
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint venv clean constraints
+.PHONY: demo test browser lint bench venv clean constraints
 
 venv: $(STAMP)
 
@@ -21,14 +21,24 @@ $(STAMP): setup.cfg pyproject.toml $(wildcard constraints/*.txt)
 demo: venv
 	$(BIN)/python -m airflow_spreader.tools.demo
 
-test: venv
-	$(BIN)/python -m ruff check airflow_spreader tests dags
+test: venv browser
+	$(BIN)/python -m ruff check airflow_spreader tests dags bench
 	$(BIN)/python -m mypy
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# The Backfills page test drives a headless Chromium: Debian's (`apt-get install chromium`, as .ci/run does)
+# or, where none is on the PATH, Playwright's own download.
+browser: venv
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	  $(BIN)/python -m playwright install $$( [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && echo --with-deps ) chromium
+
 lint: venv
-	$(BIN)/python -m ruff check airflow_spreader tests dags
+	$(BIN)/python -m ruff check airflow_spreader tests dags bench
 	$(BIN)/python -m mypy
+
+# Benchmarks (issue 7): ~14 min on 2 cores, writes bench/RESULTS.md; see bench/README.md.
+bench: venv
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .demo build *.egg-info

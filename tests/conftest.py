@@ -22,8 +22,11 @@ os.environ.update({
     "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
     "AIRFLOW__API__BASE_URL": "http://127.0.0.1:9/",  # no api-server under dag.test(): pool checks are skipped
 })
+import importlib.util
 import uuid
 from collections.abc import Iterator
+from functools import cache
+from types import ModuleType
 
 import pytest
 import redis
@@ -48,6 +51,16 @@ class ManualClock:
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
+
+
+@cache
+def load_dag_file(path: Path) -> ModuleType:
+    """Import a DAG file once, as Airflow's parser would, without putting its folder on sys.path."""
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture(scope="session")

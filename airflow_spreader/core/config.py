@@ -230,7 +230,7 @@ REQUIRED: frozenset[str] = frozenset(
 #: A new backfill's Variable: slow enough to be safe on a busy database, then tuned by hand.
 DEFAULTS: dict[str, Any] = {
     "batch_size": 100,
-    "duration": 60,
+    "duration": 120,
     "per_second_on_peak": 0.5,
     "per_second_off_peak": 1.0,
     **{f.name: f.default for f in dataclasses.fields(SpreadConfig) if f.name not in REQUIRED},

@@ -10,7 +10,7 @@ is exactly six batches, where float arithmetic gives seven.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -84,31 +84,19 @@ def slot_offsets(per_second: Number, duration: Number) -> list[int]:
     """Whole seconds after the cycle start at which each batch slot is due."""
     rate = _positive(per_second, "per_second")
     num, den = rate.numerator, rate.denominator
-    return [(k * den) // num for k in range(slot_count(per_second, duration))]
+    return [k_den // num for k_den in range(0, slot_count(per_second, duration) * den, den)]
 
 
 def carve_ranges(next_id: int, batch_size: int, count: int, min_id: int = 1) -> list[IdRange]:
     """Up to ``count`` ranges of ``batch_size`` ids, descending from ``next_id``, clamped at ``min_id``."""
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    if next_id < min_id or count <= 0:
-        return []
-    needed = -(-(next_id - min_id + 1) // batch_size)
-    ranges = []
-    for k in range(min(count, needed)):
-        end = next_id - k * batch_size
-        ranges.append(IdRange(max(min_id, end - batch_size + 1), end))
-    return ranges
+    _check_batch_size(batch_size)
+    return [IdRange(begin, end) for begin, end in _bounds(next_id, batch_size, count, min_id)]
 
 
 def schedule(ranges: Iterable[IdRange], begin_at: datetime, offsets: Sequence[int]) -> list[Batch]:
     """Pair ranges with the cycle's slots in order; extra ranges beyond the slots are dropped."""
-    if begin_at.tzinfo is None or begin_at.utcoffset() is None:
-        raise ValueError(f"begin_at must be timezone-aware, got naive {begin_at.isoformat()}")
-    return [
-        Batch(begin_at + timedelta(seconds=offset), r.begin_id, r.end_id)
-        for r, offset in zip(ranges, offsets, strict=False)
-    ]
+    _check_aware(begin_at)
+    return _timed(((r.begin_id, r.end_id) for r in ranges), begin_at, offsets)
 
 
 def plan_cycle(
@@ -123,9 +111,43 @@ def plan_cycle(
 
     Batch k ends at ``next_id - k * batch_size``, begins at ``max(min_id, end - batch_size + 1)``
     and runs at ``begin_at + floor(k / per_second)`` seconds. O(batches), independent of table size.
+    The same result as ``schedule(carve_ranges(...), begin_at, offsets)``, without the ranges in between.
     """
     offsets = slot_offsets(per_second, duration)
-    return schedule(carve_ranges(next_id, batch_size, len(offsets), min_id), begin_at, offsets)
+    _check_batch_size(batch_size)
+    _check_aware(begin_at)
+    return _timed(_bounds(next_id, batch_size, len(offsets), min_id), begin_at, offsets)
+
+
+def _bounds(next_id: int, batch_size: int, count: int, min_id: int) -> Iterator[tuple[int, int]]:
+    """(begin, end) of up to ``count`` ranges descending from ``next_id``; only the last can be short."""
+    if next_id < min_id or count <= 0:
+        return
+    needed = -(-(next_id - min_id + 1) // batch_size)
+    for end in range(next_id, next_id - min(count, needed) * batch_size, -batch_size):
+        yield max(min_id, end - batch_size + 1), end
+
+
+def _timed(bounds: Iterable[tuple[int, int]], begin_at: datetime, offsets: Sequence[int]) -> list[Batch]:
+    """Batches from bounds and slot offsets. Building the records is the whole cost of a cycle, so the
+    slots due in the same second share one datetime (180 for the reference's 1,350 batches)."""
+    batches: list[Batch] = []
+    last, at = None, begin_at
+    for (begin, end), offset in zip(bounds, offsets, strict=False):
+        if offset != last:
+            last, at = offset, begin_at + timedelta(seconds=offset)
+        batches.append(Batch(at, begin, end))
+    return batches
+
+
+def _check_batch_size(batch_size: int) -> None:
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+
+
+def _check_aware(begin_at: datetime) -> None:
+    if begin_at.tzinfo is None or begin_at.utcoffset() is None:
+        raise ValueError(f"begin_at must be timezone-aware, got naive {begin_at.isoformat()}")
 
 
 def _positive(value: Number, name: str) -> Fraction:

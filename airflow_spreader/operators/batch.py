@@ -10,6 +10,7 @@ from typing import Any
 
 from airflow.sdk import BaseOperator, Context
 
+from airflow_spreader import metrics
 from airflow_spreader.hooks.source import SourceDatabaseHook
 from airflow_spreader.hooks.spreader import SpreaderHook
 from airflow_spreader.state.records import ClaimedBatch
@@ -103,16 +104,19 @@ class SpreadBatchOperator(BaseOperator):
             if state != "run":
                 outcome["skipped"] += 1
                 continue
+            started = metrics.batch_started(self.backfill, batch.run_at)
             try:
                 rows = self.run_batch(batch, context)
             except Exception as error:
                 message = f"{type(error).__name__}: {error}"
                 self.log.exception("Batch %s failed (try %s)", batch.id_range, ti.try_number)
                 tracker.fail(batch, message, final=final_try, attempt=attempt)
+                metrics.batch_failed(self.backfill, final=final_try)
                 failures.append(f"{batch.id_range}: {message}")
                 outcome["failed"] += 1
                 continue
             tracker.complete(batch, rows)
+            metrics.batch_done(self.backfill, ids=batch.size, rows=rows, seconds=time.monotonic() - started)
             outcome["done"] += 1
         self.log.info("Backfill %r: %s", self.backfill, outcome)
         if outcome["stopped"]:

@@ -32,6 +32,11 @@ class Checkpoint:
     finished: bool
     at: str
 
+    @classmethod
+    def from_json(cls, raw: str | dict[str, Any]) -> Checkpoint:
+        data: dict[str, Any] = json.loads(raw) if isinstance(raw, str) else raw
+        return cls(**data)
+
     def restore(self, tracker: Tracker) -> None:
         """Start the tracker again from the checkpoint: nothing above ``low_water`` is done twice."""
         tracker.start(max_id=self.low_water, min_id=self.min_id)
@@ -45,8 +50,7 @@ def load(config_variable: str) -> Checkpoint | None:
     raw = Variable.get(checkpoint_key(config_variable), default=None)
     if raw is None:
         return None
-    data: dict[str, Any] = json.loads(raw) if isinstance(raw, str) else raw
-    return Checkpoint(**data)
+    return Checkpoint.from_json(raw)
 
 
 def save(config_variable: str, tracker: Tracker) -> Checkpoint | None:

@@ -11,6 +11,7 @@ import redis
 from airflow.sdk import BaseOperator, Context, Variable, conf
 from airflow.sdk.exceptions import AirflowFailException
 
+from airflow_spreader import metrics
 from airflow_spreader.core.config import ConfigError, SpreadConfig
 from airflow_spreader.core.grouping import group_batches
 from airflow_spreader.hooks.source import SourceDatabaseHook
@@ -140,6 +141,8 @@ class PlanCycleOperator(BaseOperator):
                                     duration=config.duration, begin_at=begin_at,
                                     lease_seconds=config.lease_seconds)
         progress = tracker.progress()
+        metrics.cycle_planned(self.backfill, batches=len(claim.batches), cursor=claim.cursor_after,
+                              per_second=float(per_second))
         checkpoint.save(self.config_variable, tracker)
         groups = group_batches(claim.batches, config.max_tasks_per_cycle)
         summary = {

@@ -1,4 +1,4 @@
-"""Run real Airflow 3 components (scheduler, dag-processor, triggerer, api-server) as child processes.
+"""Run real Airflow 3 components (scheduler, dag-processor, triggerer, api-server, Celery workers) as children.
 
 Used by the demo and by the end-to-end tests (``tests/scheduler``, marker ``scheduler``)::
 
@@ -10,9 +10,11 @@ Used by the demo and by the end-to-end tests (``tests/scheduler``, marker ``sche
 Every component gets the same environment (built by :meth:`AirflowStack.environment`): the inherited
 environment minus any ``AIRFLOW*``/``PYTEST_*`` variable (so the stack is hermetic), then the stack's
 settings, then ``env``, which wins. Each component runs in its own process group (Airflow's children survive
-a SIGTERM to their parent) with its output in ``<home>/logs/<component>.log``. :meth:`AirflowStack.stop` kills
-the groups, every descendant and every process carrying the stack's marker variable (task processes put
-themselves in new groups), and is idempotent and registered with ``atexit``.
+a SIGTERM to their parent) with its output in ``<home>/logs/<name>.log``. Components are Airflow commands
+(``"celery worker"``) or :class:`~airflow_spreader.tools.components.Component` (names, extra arguments,
+Celery workers). :meth:`AirflowStack.stop` kills the groups, every descendant and every process carrying the
+stack's marker variable (task processes put themselves in new groups), and is idempotent and registered
+with ``atexit``.
 """
 
 from __future__ import annotations
@@ -35,12 +37,10 @@ from typing import Any
 import httpx
 import psutil
 
+from airflow_spreader.tools.components import DEFAULT_COMPONENTS, JOB_TYPES, Component
 from airflow_spreader.tools.rest import AirflowApiError, AirflowClient
 
-DEFAULT_COMPONENTS = ("scheduler", "dag-processor", "triggerer", "api-server")
-# component -> key of GET /api/v2/monitor/health, and job type for `airflow jobs check`
-_HEALTH_KEYS = {"scheduler": "scheduler", "dag-processor": "dag_processor", "triggerer": "triggerer"}
-_JOB_TYPES = {"scheduler": "SchedulerJob", "dag-processor": "DagProcessorJob", "triggerer": "TriggererJob"}
+__all__ = ["DEFAULT_COMPONENTS", "AirflowStack", "Component", "StackError"]
 MARKER_VAR = "AIRFLOW_SPREADER_STACK_ID"
 _STRIPPED_PREFIXES = ("AIRFLOW", "_AIRFLOW", "PYTEST_")
 
@@ -76,7 +76,7 @@ class AirflowStack:
         *,
         env: Mapping[str, str] | None = None,
         sql_alchemy_conn: str | None = None,
-        components: Iterable[str] = DEFAULT_COMPONENTS,
+        components: Iterable[str | Component] = DEFAULT_COMPONENTS,
         port: int | None = None,
         executor: str = "LocalExecutor",
         parallelism: int | None = None,
@@ -87,10 +87,11 @@ class AirflowStack:
         self.dags_folder = Path(dags_folder).absolute()
         self.extra_env = dict(env or {})
         self.sql_alchemy_conn = sql_alchemy_conn or f"sqlite:///{self.home / 'airflow.db'}"
-        self.components = tuple(components)
-        unknown = set(self.components) - {*_HEALTH_KEYS, "api-server"}
-        if unknown:
-            raise ValueError(f"unknown components: {sorted(unknown)}")
+        self.components = tuple(Component.of(spec) for spec in components)
+        names = [c.name for c in self.components]
+        if len(set(names)) != len(names):
+            raise ValueError(f"component names must differ: {names}")
+        self._log_offsets: dict[str, int] = {}  # log size at the last start(): readiness reads past it
         self.port = port
         self.executor = executor
         self.parallelism = parallelism
@@ -226,9 +227,10 @@ class AirflowStack:
             self.migrate()
             self.timings["migrated"] = time.monotonic() - started
             for component in self.components:
-                with (self.log_dir / f"{component}.log").open("ab") as log:
-                    self.processes[component] = subprocess.Popen(
-                        [str(self.bin_dir / "airflow"), component],
+                with (self.log_dir / f"{component.name}.log").open("ab") as log:
+                    self._log_offsets[component.name] = log.tell()
+                    self.processes[component.name] = subprocess.Popen(
+                        [str(self.bin_dir / "airflow"), *component.args],
                         env=env,
                         cwd=self.home,
                         stdin=subprocess.DEVNULL,
@@ -243,21 +245,29 @@ class AirflowStack:
         self.time_to_healthy = time.monotonic() - started
         return self
 
+    @property
+    def _has_api_server(self) -> bool:
+        return any(c.args[0] == "api-server" for c in self.components)
+
     def _unhealthy(self) -> list[str]:
-        """Components (and the metadatabase) not reported healthy yet."""
-        wanted = [c for c in self.components if c in _HEALTH_KEYS]
-        if "api-server" not in self.components:
-            return [
-                c
+        """Components (and the metadatabase) not reported healthy (or, without health, ready in their log) yet."""
+        not_ready = [
+            c.name for c in self.components
+            if not c.ready_in(self.log_dir / f"{c.name}.log", self._log_offsets.get(c.name, 0))
+        ]
+        wanted = [c for c in self.components if c.health_key]
+        if not self._has_api_server:
+            return not_ready + [
+                c.name
                 for c in wanted
-                if self.airflow_cli("jobs", "check", "--job-type", _JOB_TYPES[c], check=False).returncode
+                if self.airflow_cli("jobs", "check", "--job-type", JOB_TYPES[c.args[0]], check=False).returncode
             ]
         try:
             health: dict[str, Any] = self.client.health()
         except (httpx.HTTPError, AirflowApiError) as exc:
-            return [f"api-server ({type(exc).__name__})"]
-        keys = ["metadatabase"] + [_HEALTH_KEYS[c] for c in wanted]
-        return [k for k in keys if (health.get(k) or {}).get("status") != "healthy"]
+            return [*not_ready, f"api-server ({type(exc).__name__})"]
+        keys = ["metadatabase"] + [str(c.health_key) for c in wanted]
+        return not_ready + [k for k in keys if (health.get(k) or {}).get("status") != "healthy"]
 
     def _wait_healthy(self, started: float, deadline: float) -> None:
         while True:
@@ -267,7 +277,7 @@ class AirflowStack:
             unhealthy = self._unhealthy()
             if not unhealthy:
                 self.timings["healthy"] = time.monotonic() - started
-                if "api-server" in self.components:
+                if self._has_api_server:
                     self._warm_execution_api(deadline)
                     self.timings["execution_api"] = time.monotonic() - started
                 return
@@ -288,8 +298,8 @@ class AirflowStack:
 
     def log_tails(self, lines: int = 40) -> str:
         return "\n".join(
-            f"----- {name}.log (last {lines} lines) -----\n{tail(self.log_dir / f'{name}.log', lines)}"
-            for name in self.components
+            f"----- {c.name}.log (last {lines} lines) -----\n{tail(self.log_dir / f'{c.name}.log', lines)}"
+            for c in self.components
         )
 
     # -- shutdown -------------------------------------------------------------------------------------------

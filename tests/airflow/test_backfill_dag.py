@@ -2,31 +2,23 @@
 
 from __future__ import annotations
 
-import importlib.util
 import threading
 import time
 from datetime import datetime
-from functools import cache
 from typing import Any
 
 import pytest
 
 from tests.airflow.conftest import Source
-from tests.conftest import TESTS
+from tests.conftest import TESTS, load_dag_file
 
 pytestmark = pytest.mark.airflow
 
 RATE = {"per_second_on_peak": 7.5, "per_second_off_peak": 7.5}
 
 
-@cache
 def dags() -> Any:
-    path = TESTS / "airflow" / "dags" / "spreader_test_dags.py"
-    spec = importlib.util.spec_from_file_location("spreader_test_dags", path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_dag_file(TESTS / "airflow" / "dags" / "spreader_test_dags.py")
 
 
 def run_dag(source: Source) -> Any:

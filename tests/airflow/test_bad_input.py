@@ -49,6 +49,17 @@ def test_a_missing_table_is_named(source: Source, capfd: pytest.CaptureFixture) 
 
 
 @pytest.mark.parametrize("source", ["sqlite"], indirect=True)
+def test_an_empty_table_finishes_at_once_and_says_so(source: Source, capfd: pytest.CaptureFixture) -> None:
+    source.create(0)
+    source.set_config(**GOOD)
+    assert run_cycle(source) == "success"
+    out, err = capfd.readouterr()
+    assert f"Table {TABLE} is empty: nothing to backfill" in out + err
+    assert "Triggering the next cycle" not in out + err  # no empty runs after it
+    assert source.tracker.progress().finished
+
+
+@pytest.mark.parametrize("source", ["sqlite"], indirect=True)
 def test_a_table_without_an_integer_key_is_refused(source: Source, capfd: pytest.CaptureFixture) -> None:
     with source.engine.begin() as conn:
         conn.execute(sa.text(f"DROP TABLE IF EXISTS {TABLE}"))

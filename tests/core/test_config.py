@@ -54,7 +54,7 @@ def test_optional_fields_have_documented_defaults() -> None:
 def test_defaults_for_a_new_backfill() -> None:
     assert SpreadConfig.default().to_dict() == DEFAULTS
     assert SpreadConfig.default().to_json(indent=None) == (
-        '{"batch_size": 100, "duration": 60, "per_second_on_peak": 0.5, "per_second_off_peak": 1.0, '
+        '{"batch_size": 100, "duration": 120, "per_second_on_peak": 0.5, "per_second_off_peak": 1.0, '
         '"on_peak_timezone": "UTC", "on_peak_wday_begin": 1, "on_peak_wday_end": 5, "on_peak_hour_begin": 9, '
         '"on_peak_hour_end": 17, "lease_seconds": 3600, "max_tasks_per_cycle": 64}'
     )

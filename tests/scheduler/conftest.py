@@ -9,13 +9,17 @@ stopped at the end of the session. Run these tests alone with ``.venv/bin/python
 
 from __future__ import annotations
 
+import json
+import uuid
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
 import pytest
+import sqlalchemy as sa
 
 from airflow_spreader.tools.stack import AirflowStack
+from tests.airflow.conftest import POSTGRES_URL
 
 
 class AirflowStackFactory(Protocol):
@@ -46,3 +50,38 @@ def airflow_stack_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     yield make
     for stack in stacks.values():
         stack.stop()
+
+
+@pytest.fixture(scope="module")
+def pg() -> Iterator[sa.Engine]:
+    """The test PostgreSQL, with the drills' control and log tables (dags/spreader_drill_dags.py)."""
+    engine = sa.create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(sa.text("CREATE TABLE IF NOT EXISTS drill_control (dag_id TEXT, begin_id INTEGER, "
+                             "sleep_s DOUBLE PRECISION, fail_times INTEGER, hang_s DOUBLE PRECISION)"))
+        conn.execute(sa.text("CREATE TABLE IF NOT EXISTS drill_log (id SERIAL PRIMARY KEY, dag_id TEXT, "
+                             "begin_id INTEGER, end_id INTEGER, run_at DOUBLE PRECISION, started DOUBLE PRECISION, "
+                             "ended DOUBLE PRECISION, pid INTEGER, try_number INTEGER, outcome TEXT)"))
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def metadata_db(pg: sa.Engine) -> Iterator[str]:
+    """A fresh PostgreSQL database for Airflow's metadata (and Celery's results), dropped after the module:
+    its stack fixture must stop the stack first."""
+    name = f"spreader_af_{uuid.uuid4().hex[:8]}"
+    with pg.connect() as conn:
+        conn.execute(sa.text(f"CREATE DATABASE {name}"))
+    yield pg.url.set(database=name).render_as_string(hide_password=False)
+    with pg.connect() as conn:
+        conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+
+
+def drill_source_env() -> dict[str, str]:
+    """The environment the drill DAGs need: their source connection and control database."""
+    source = sa.make_url(POSTGRES_URL)
+    return {"AIRFLOW_CONN_DRILL_SOURCE": json.dumps({"conn_type": "postgres", "host": source.host,
+                                                     "port": source.port, "login": source.username,
+                                                     "schema": source.database}),
+            "SPREADER_DRILL_DB": POSTGRES_URL}

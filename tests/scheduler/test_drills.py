@@ -13,7 +13,6 @@ import os
 import signal
 import statistics
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,35 +25,12 @@ import sqlalchemy as sa
 from airflow_spreader.state.embedded import EmbeddedRedis
 from airflow_spreader.state.tracker import Tracker
 from airflow_spreader.tools.stack import AirflowStack
-from tests.airflow.conftest import POSTGRES_URL, redis_connection
+from tests.airflow.conftest import redis_connection
 from tests.conftest import TESTS
+from tests.scheduler.conftest import drill_source_env
 
 pytestmark = [pytest.mark.scheduler, pytest.mark.postgres]
 ARTIFACTS = Path(os.environ.get("SPREADER_ARTIFACTS", TESTS.parent / "artifacts"))
-
-
-@pytest.fixture(scope="module")
-def pg() -> Iterator[sa.Engine]:
-    engine = sa.create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.execute(sa.text("CREATE TABLE IF NOT EXISTS drill_control (dag_id TEXT, begin_id INTEGER, "
-                             "sleep_s DOUBLE PRECISION, fail_times INTEGER, hang_s DOUBLE PRECISION)"))
-        conn.execute(sa.text("CREATE TABLE IF NOT EXISTS drill_log (id SERIAL PRIMARY KEY, dag_id TEXT, "
-                             "begin_id INTEGER, end_id INTEGER, run_at DOUBLE PRECISION, started DOUBLE PRECISION, "
-                             "ended DOUBLE PRECISION, pid INTEGER, try_number INTEGER, outcome TEXT)"))
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture(scope="module")
-def metadata_db(pg: sa.Engine) -> Iterator[str]:
-    """A fresh PostgreSQL database for Airflow's metadata (CI's machine has PostgreSQL)."""
-    name = f"spreader_af_{uuid.uuid4().hex[:8]}"
-    with pg.connect() as conn:
-        conn.execute(sa.text(f"CREATE DATABASE {name}"))
-    yield pg.url.set(database=name).render_as_string(hide_password=False)
-    with pg.connect() as conn:
-        conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
 
 
 @pytest.fixture(scope="module")
@@ -66,14 +42,15 @@ def persistent_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Embed
 
 
 @pytest.fixture(scope="module")
-def stack(airflow_stack_factory, metadata_db: str, persistent_redis: EmbeddedRedis) -> AirflowStack:  # type: ignore[no-untyped-def]
-    source = sa.make_url(POSTGRES_URL)
-    return airflow_stack_factory(TESTS / "scheduler" / "dags", parallelism=10, sql_alchemy_conn=metadata_db, env={
-        "AIRFLOW_CONN_DRILL_SOURCE": json.dumps({"conn_type": "postgres", "host": source.host, "port": source.port,
-                                                 "login": source.username, "schema": source.database}),
+def stack(airflow_stack_factory, metadata_db: str, persistent_redis: EmbeddedRedis) -> Iterator[AirflowStack]:  # type: ignore[no-untyped-def]
+    """Stopped at the end of the module, before its metadata database and Redis go."""
+    stack: AirflowStack = airflow_stack_factory(
+        TESTS / "scheduler" / "dags", parallelism=10, sql_alchemy_conn=metadata_db, env={
+        **drill_source_env(),
         "AIRFLOW_CONN_REDIS_DEFAULT": redis_connection(persistent_redis.url),
-        "SPREADER_DRILL_DB": POSTGRES_URL,
     })
+    yield stack
+    stack.stop()
 
 
 @dataclass

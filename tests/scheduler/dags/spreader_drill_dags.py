@@ -73,3 +73,15 @@ drill_a = backfill_dag("drill_a", table="drill_a_items", source_conn_id="drill_s
                        retries=1, retry_delay=timedelta(seconds=2))
 drill_b = backfill_dag("drill_b", table="drill_b_items", source_conn_id="drill_source", batch_operator=DrillBatch,
                        retries=1, retry_delay=timedelta(seconds=2))
+
+
+class CeleryDrillBatch(DrillBatch):
+    """Defers any wait over 2 s, so that task instances surely leave their worker and come back through Celery."""
+
+    defer_threshold = 2.0
+    wake_margin = 1.0
+
+
+# The same DAG again for tests/scheduler/test_celery.py (CeleryExecutor, two workers), on its own table.
+drill_celery = backfill_dag("drill_celery", table="drill_celery_items", source_conn_id="drill_source",
+                            batch_operator=CeleryDrillBatch, retries=1, retry_delay=timedelta(seconds=2))

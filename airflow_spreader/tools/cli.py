@@ -1,0 +1,278 @@
+"""``airflow-spreader``: the operator's console for backfills (status, ETA, stop/go, plan, config).
+
+Every command takes ``--json``. Errors are one line on stderr and a non-zero exit: 1 when
+something is missing or unreachable, 2 for a bad argument or value. See docs/console.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from datetime import datetime, timezone, tzinfo
+from typing import Any
+
+import redis
+
+from airflow_spreader.core.config import ConfigError
+from airflow_spreader.state.tracker import Tracker, TrackerError
+from airflow_spreader.tools import cli_config, cli_status
+from airflow_spreader.tools.cli_sources import (
+    AirflowSource,
+    CliError,
+    RedisSource,
+    one_line,
+    shadowing_env_var,
+    variable_key,
+)
+
+PROG = "airflow-spreader"
+
+
+class Console:
+    """One invocation: its arguments and the places it reads from."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.json: bool = getattr(args, "json", False)
+        self.redis = RedisSource(getattr(args, "redis_url", None), getattr(args, "redis_conn_id", "redis_default"))
+        self.airflow = AirflowSource()
+
+    @property
+    def dag_id(self) -> str:
+        return str(getattr(self.args, "dag_id", None) or self.args.name)
+
+    def tracker(self, name: str, *, known: bool = True) -> Tracker:
+        """The tracker of ``name``; with ``known``, a CliError unless it has state in Redis."""
+        client = self.redis.client()
+        tracker = Tracker(name, client)
+        if known and not tracker.is_started():
+            names = Tracker.names(client)
+            raise CliError(f"unknown backfill {name!r} in Redis at {self.redis.where} "
+                           f"(known: {', '.join(names) if names else 'none'})")
+        return tracker
+
+    def emit(self, data: Any, text: str) -> None:
+        print(json.dumps(data, indent=2, default=str) if self.json else text)
+
+
+def run_status(console: Console) -> int:
+    args, now = console.args, datetime.now(timezone.utc)
+    if args.name is None:
+        if args.dag_id:
+            raise CliError("--dag-id needs a backfill NAME", exit_code=2)
+        names = Tracker.names(console.redis.client())
+        statuses = [cli_status.gather(console.tracker(name, known=False), console.airflow, name, now, args.window)
+                    for name in names]
+        statuses = [s for s in statuses if s.progress.started]  # reset since listed: gone
+        text = "\n\n".join(cli_status.render(s) for s in statuses)
+        console.emit([s.to_dict() for s in statuses], text or f"no backfill in Redis at {console.redis.where}")
+        return 0
+    tracker = console.tracker(args.name, known=False)
+    if not tracker.is_started() and console.airflow.variable(variable_key(console.dag_id)).value is None:
+        console.tracker(args.name)  # raises: unknown backfill, listing the known ones
+    status = cli_status.gather(tracker, console.airflow, console.dag_id, now, args.window)
+    console.emit(status.to_dict(), cli_status.render(status))
+    return 0
+
+
+def run_stop(console: Console) -> int:
+    name = console.args.name
+    tracker = console.tracker(name)
+    tracker.stop()
+    in_flight = tracker.progress().in_flight
+    console.emit({"backfill": name, "stopped": True, "in_flight": in_flight},
+                 f"Stopped {name}: nothing more is planned, and batches not yet started hand their ranges back "
+                 f"untouched ({in_flight} in flight). Resume with: {PROG} go {name}")
+    return 0
+
+
+def run_go(console: Console) -> int:
+    name = console.args.name
+    console.tracker(name).go()
+    console.emit({"backfill": name, "stopped": False},
+                 f"Resumed {name}: a waiting next_cycle task starts the next cycle within seconds, planning the "
+                 f"handed-back ranges first. If no run of its DAG is active: airflow dags trigger {console.dag_id}")
+    return 0
+
+
+def run_retry_failed(console: Console) -> int:
+    name = console.args.name
+    count = console.tracker(name).retry_failed()
+    console.emit({"backfill": name, "retried": count},
+                 f"{count} failed ranges of {name} are planned again first at the next cycle"
+                 + (f"; if its chain has ended: airflow dags trigger {console.dag_id}" if count else ""))
+    return 0
+
+
+def run_reset(console: Console) -> int:
+    name = console.args.name
+    tracker = console.tracker(name)
+    if not console.args.yes:
+        if sys.stdin is None or not sys.stdin.isatty():
+            raise CliError(f"refusing to reset {name} without --yes: no terminal to confirm on")
+        answer = input(f"Reset {name}: forget its position, ranges in flight, failed ranges and counters in Redis? "
+                       f"The next run starts over from the top of the table. Type the name to confirm: ")
+        if answer.strip() != name:
+            raise CliError(f"not reset: {answer.strip()!r} is not {name!r}")
+    tracker.reset()
+    key = checkpoint_variable(console.dag_id)
+    deleted = console.airflow.delete_variable(key)
+    console.emit({"backfill": name, "reset": True, "checkpoint_deleted": bool(deleted.value)},
+                 f"Reset {name}: its state in Redis is gone (the configuration Variable is kept); the next run "
+                 "starts over from the top")
+    if deleted.problem:  # the plan would refuse to start over while the checkpoint says work was done
+        print(f"{PROG}: warning: could not delete the checkpoint Variable {key} ({deleted.problem}): delete it "
+              "before the next run, or that run refuses to start over", file=sys.stderr)
+    return 0
+
+
+def checkpoint_variable(dag_id: str) -> str:
+    return f"{variable_key(dag_id)}__checkpoint"
+
+
+def run_restore(console: Console) -> int:
+    from airflow_spreader.operators.checkpoint import Checkpoint  # noqa: PLC0415 - imports Airflow's SDK
+
+    name, key = console.args.name, checkpoint_variable(console.dag_id)
+    tracker = console.tracker(name, known=False)
+    if tracker.is_started():
+        raise CliError(f"{name} still has its state in Redis: nothing to restore ({PROG} status {name})")
+    raw = console.airflow.variable(key)
+    if raw.problem:
+        raise CliError(f"cannot read the checkpoint Variable {key}: {raw.problem}")
+    if raw.value is None:
+        raise CliError(f"no checkpoint Variable {key}: the backfill never planned a cycle, or --dag-id is not "
+                       f"its DAG; triggering the DAG starts it from the top")
+    try:
+        checkpoint = Checkpoint.from_json(raw.value)
+    except (ValueError, TypeError) as error:
+        raise CliError(f"the checkpoint Variable {key} is not a checkpoint: {one_line(error)}") from error
+    if checkpoint.finished:
+        raise CliError(f"{name} finished (checkpoint {checkpoint.at}): nothing to restore; to run it again from "
+                       f"the top, delete the Variable {key}")
+    checkpoint.restore(tracker)
+    console.emit({"backfill": name, "restored": True, "cursor": checkpoint.low_water, "min_id": checkpoint.min_id,
+                  "checkpoint_at": checkpoint.at},
+                 f"Restored {name} from its checkpoint of {checkpoint.at}: the next cycle plans from id "
+                 f"{checkpoint.low_water} down to {checkpoint.min_id} (ids done after the checkpoint are done "
+                 f"again). Trigger it: airflow dags trigger {console.dag_id}")
+    return 0
+
+
+def run_plan(console: Console) -> int:
+    args = console.args
+    if not args.dry_run:
+        raise CliError("plan only previews the next cycle: add --dry-run (the DAG's plan task claims cycles)",
+                       exit_code=2)
+    tracker = console.tracker(args.name)
+    config = console.airflow.config(console.dag_id)
+    if config.value is None:
+        raise CliError(f"cannot preview without the configuration: {config.problem}")
+    cfg, now = config.value, datetime.now(timezone.utc)
+    on_peak = cfg.peak_schedule.is_on_peak(now)
+    claim = tracker.preview_cycle(batch_size=cfg.batch_size, per_second=cfg.per_second(now), duration=cfg.duration,
+                                  begin_at=now)
+    batches = [{"run_at": b.run_at.isoformat(), "begin_id": b.begin_id, "end_id": b.end_id, "replanned": b.replanned}
+               for b in claim.batches]
+    data = {"backfill": args.name, "begin_at": now.isoformat(), "on_peak": on_peak, "per_second": cfg.per_second(now),
+            "duration": cfg.duration, "stopped": claim.stopped, "cursor_before": claim.cursor_before,
+            "cursor_after": claim.cursor_after, "batches": batches}
+    console.emit(data, plan_text(data, claim.replanned, cli_status.display_zone(cfg)))
+    return 0
+
+
+def plan_text(data: dict[str, Any], replanned: int, zone: tzinfo) -> str:
+    head = (f"Next cycle of {data['backfill']} if it began now, {'on' if data['on_peak'] else 'off'} peak at "
+            f"{data['per_second']:g} batches/s for {data['duration']:g} s (nothing is claimed):")
+    if data["stopped"]:
+        return f"{head}\n  nothing: the backfill is stopped ({PROG} go {data['backfill']})"
+    if not data["batches"]:
+        return f"{head}\n  nothing left to plan (cursor {data['cursor_before']})"
+    lines = [head, f"  {len(data['batches'])} batches ({replanned} re-planned), cursor {data['cursor_before']} -> "
+                   f"{data['cursor_after']}", f"  {'time':<19}  {'begin_id':>12}  {'end_id':>12}"]
+    for batch in data["batches"]:
+        at = datetime.fromisoformat(batch["run_at"]).astimezone(zone).strftime("%Y-%m-%d %H:%M:%S")
+        lines.append(f"  {at:<19}  {batch['begin_id']:>12}  {batch['end_id']:>12}"
+                     + ("  re-planned" if batch["replanned"] else ""))
+    return "\n".join(lines)
+
+
+def run_config(console: Console) -> int:
+    args = console.args
+    shadow = shadowing_env_var(variable_key(console.dag_id))
+    if shadow:
+        raise CliError(f"the environment variable {shadow} hides the Variable here: unset it to read or change the "
+                       "Variable in Airflow")
+    if args.set:
+        result = cli_config.change(console.airflow, console.dag_id, args.set)
+        console.emit(result, cli_config.render_change(result))
+        return 0
+    result = cli_config.show(console.airflow, console.dag_id)
+    console.emit(result, cli_config.render_show(result))
+    if result["problem"]:
+        print(f"{PROG}: {result['problem']}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print JSON")
+    common.add_argument("--redis-url", default=argparse.SUPPRESS, help="Redis of the trackers (default: $REDIS_URL, "
+                        "else the Airflow connection --redis-conn-id)")
+    common.add_argument("--redis-conn-id", default=argparse.SUPPRESS, help="Airflow connection (default redis_default)")
+    parser = argparse.ArgumentParser(prog=PROG, parents=[common], description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, run: Callable[[Console], int], help_text: str, *, name_required: bool = True,
+                dag_id: bool = False) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, parents=[common], help=help_text, description=help_text)
+        sub.add_argument("name", metavar="NAME", nargs=None if name_required else "?", help="backfill name")
+        if dag_id:
+            sub.add_argument("--dag-id", help="the backfill's DAG, for its Variable and paused state (default NAME)")
+        sub.set_defaults(run=run)
+        return sub
+
+    status = command("status", run_status, "progress, pace, rate in force, ETA and failures of every backfill "
+                     "(or of NAME)", name_required=False, dag_id=True)
+    status.add_argument("--window", type=int, default=15, metavar="MINUTES", help="recent pace window (default 15)")
+    command("stop", run_stop, "stop NAME at once: nothing more is planned, unstarted batches hand back their ranges")
+    command("go", run_go, "clear the stop flag of NAME", dag_id=True)
+    plan = command("plan", run_plan, "show the batches the next cycle would plan (time, begin id, end id)", dag_id=True)
+    plan.add_argument("--dry-run", action="store_true", help="preview without claiming (required)")
+    command("retry-failed", run_retry_failed, "plan the failed ranges of NAME again, first", dag_id=True)
+    reset = command("reset", run_reset, "forget everything Redis holds about NAME and its checkpoint (asks for "
+                    "confirmation)", dag_id=True)
+    reset.add_argument("--yes", action="store_true", help="do not ask (needed without a terminal)")
+    command("restore", run_restore, "start NAME again from its Airflow-side checkpoint after Redis lost its state",
+            dag_id=True)
+    config = command("config", run_config, "show the configuration Variable, or change fields of it", dag_id=True)
+    config.add_argument("--set", action="append", metavar="FIELD=VALUE", help="change a field (repeatable); the "
+                        "whole configuration is validated before the Variable is written")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.run(Console(args)))
+    except CliError as error:
+        message, code = str(error), error.exit_code
+    except ConfigError as error:
+        message, code = str(error), 2
+    except redis.RedisError as error:
+        message, code = f"Redis: {one_line(error)}", 1
+    except TrackerError as error:
+        message, code = one_line(error), 1
+    except ValueError as error:  # e.g. an invalid backfill name
+        message, code = one_line(error), 2
+    except KeyboardInterrupt:
+        message, code = "interrupted", 130
+    except BrokenPipeError:  # the reader left (`| head`): stop quietly, as Python's docs advise
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    print(f"{PROG}: {message}", file=sys.stderr)
+    return code

@@ -1,0 +1,58 @@
+"""The Backfills page's plugin and rate history, without a server (tests/scheduler/test_backfills_page.py runs
+the page in a real Chromium against a real api-server)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from datetime import datetime, timedelta, timezone
+from importlib.metadata import entry_points
+
+from airflow_spreader.tools.ui.api import STATIC, rate_history
+from airflow_spreader.tools.ui.plugin import PAGE, URL_PREFIX, SpreaderBackfillsPlugin
+
+NOW = datetime(2026, 11, 23, 10, 30, 30, tzinfo=timezone.utc)  # 30 s into the minute 10:30
+MINUTE = int(datetime(2026, 11, 23, 10, 30, tzinfo=timezone.utc).timestamp())
+
+
+def test_the_plugin_is_registered_through_the_airflow_plugins_entry_point() -> None:
+    from airflow.plugins_manager import is_valid_plugin
+
+    found = [ep for ep in entry_points(group="airflow.plugins") if ep.value.startswith("airflow_spreader.")]
+    assert [ep.load() for ep in found] == [SpreaderBackfillsPlugin]
+    assert is_valid_plugin(SpreaderBackfillsPlugin)
+    [app] = SpreaderBackfillsPlugin.fastapi_apps
+    assert app["url_prefix"] == URL_PREFIX and not URL_PREFIX.startswith(("/api", "/ui", "/auth", "/execution"))
+    [view] = SpreaderBackfillsPlugin.external_views
+    assert view["href"] == PAGE and view["href"].startswith(URL_PREFIX + "/") and view["url_route"]
+
+
+def test_the_page_files_ship_with_the_package() -> None:
+    assert sorted(p.name for p in STATIC.iterdir()) == ["backfills.css", "backfills.html", "backfills.js"]
+    html = (STATIC / "backfills.html").read_text()
+    assert 'src="static/backfills.js"' in html and 'href="static/backfills.css"' in html  # relative: any base URL
+
+
+def test_loading_the_plugin_imports_no_web_stack() -> None:
+    """Airflow loads plugins in every task process: the FastAPI app and Airflow's API security wait for the
+    api-server's first request."""
+    code = ("import sys, airflow_spreader.tools.ui.plugin; "
+            "bad = [m for m in ('fastapi', 'airflow.api_fastapi.core_api.security', 'airflow_spreader.tools.ui.api') "
+            "if m in sys.modules]; assert not bad, bad")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_rate_history_is_ids_per_second_minute_by_minute_since_the_start() -> None:
+    started = NOW - timedelta(minutes=2, seconds=10)  # 10:28:20
+    done = {MINUTE - 120: 80, MINUTE - 60: 600, MINUTE: 300, MINUTE - 3600: 999}
+    history = rate_history(done, NOW, started)
+    assert [p["minute"][11:16] for p in history] == ["10:28", "10:29", "10:30"]
+    assert [p["ids"] for p in history] == [80, 600, 300]
+    assert [round(p["ids_per_second"], 3) for p in history] == [2.0, 10.0, 10.0]  # 80 ids in 40 s, 300 in 30 s
+
+
+def test_rate_history_keeps_the_last_hour_and_fills_quiet_minutes() -> None:
+    history = rate_history({MINUTE - 60: 120}, NOW, NOW - timedelta(days=1))
+    assert len(history) == 60 and history[-1]["minute"][11:16] == "10:30" and history[0]["minute"][11:16] == "09:31"
+    assert [p["ids_per_second"] for p in history[-2:]] == [2.0, 0.0]
+    assert rate_history({}, NOW, None)[-1]["ids_per_second"] == 0.0
