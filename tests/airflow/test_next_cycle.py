@@ -1,0 +1,115 @@
+"""The chain task's wait for the cycle's planned end, under dag.test(): a short wait sleeps in the task
+(a deferral and its resume would add 1-3 s between cycles), and a stop during it still holds the chain."""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+import redis
+
+from airflow_spreader.operators.plan import CYCLE_XCOM_KEY
+from airflow_spreader.state.tracker import Tracker
+from tests.airflow.conftest import forget, redis_connection
+from tests.conftest import TESTS, load_dag_file
+
+pytestmark = pytest.mark.airflow
+NAME = "spreader_test_next_cycle"
+TRIGGERED = re.compile(r"^(\S+Z) \[info\s*\] Triggering the next cycle", re.MULTILINE)
+
+
+@pytest.fixture
+def tracker(airflow_db: None, redis_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Tracker]:
+    monkeypatch.setenv("AIRFLOW_CONN_REDIS_DEFAULT", redis_connection(redis_url))
+    tracker = Tracker(NAME, redis.Redis.from_url(redis_url))
+    forget(NAME, tracker)
+    delete_runs()  # a queued run left by another test would be taken as the next cycle
+    tracker.start(max_id=1000)  # work left, nothing done yet
+    yield tracker
+    forget(NAME, tracker)
+
+
+def delete_runs() -> None:
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+    from sqlalchemy import delete
+
+    with create_session() as session:
+        session.execute(delete(DagRun).where(DagRun.dag_id == NAME))
+
+
+def run_chain(ends_in: float, capfd: pytest.CaptureFixture) -> tuple[Any, str]:
+    dag = load_dag_file(TESTS / "airflow" / "dags" / "spreader_test_next_cycle.py").dag
+    dag_run = dag.test(run_conf={"ends_in": ends_in})
+    output = capfd.readouterr()
+    return dag_run, output.out + output.err
+
+
+def planned_end(run_id: str) -> datetime | None:
+    """When the stand-in plan task said the cycle ends (read server side: the test is not a task)."""
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        value = session.scalar(select(XComModel.value).where(
+            XComModel.dag_id == NAME, XComModel.run_id == run_id, XComModel.task_id == "plan",
+            XComModel.key == CYCLE_XCOM_KEY).order_by(XComModel.timestamp.desc()))
+    if value is None:
+        return None
+    cycle = json.loads(value) if isinstance(value, str) else value
+    return datetime.fromisoformat(cycle["begin_at"]) + timedelta(seconds=cycle["duration"])
+
+
+def latest_run_id() -> str | None:
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        return session.scalar(select(DagRun.run_id).where(DagRun.dag_id == NAME, DagRun.state == "running")
+                              .order_by(DagRun.id.desc()))
+
+
+def test_a_short_wait_sleeps_in_the_task_then_triggers_at_the_planned_end(
+        tracker: Tracker, capfd: pytest.CaptureFixture) -> None:
+    dag_run, log = run_chain(3.0, capfd)
+    assert str(dag_run.state) == "success"
+    assert "waiting in the task until the cycle's planned end" in log
+    assert "DEFERRED" not in log.upper().replace(" ", "_"), "a short wait must not defer"
+    triggered = [datetime.fromisoformat(stamp) for stamp in TRIGGERED.findall(log)]
+    end = planned_end(dag_run.run_id)
+    assert len(triggered) == 1 and end is not None
+    assert end <= triggered[0] < end + timedelta(seconds=2)
+
+
+def test_a_stop_during_the_short_wait_holds_the_chain_until_go(
+        tracker: Tracker, capfd: pytest.CaptureFixture) -> None:
+    went_at: list[datetime] = []
+
+    def stop_during_the_wait_then_go() -> None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:  # the plan task has run: the chain task waits for the end
+            run_id = latest_run_id()
+            if run_id and planned_end(run_id):
+                break
+            time.sleep(0.05)
+        tracker.stop()
+        time.sleep(5)
+        went_at.append(datetime.now().astimezone())
+        tracker.go()
+
+    watcher = threading.Thread(target=stop_during_the_wait_then_go)
+    watcher.start()
+    dag_run, log = run_chain(3.0, capfd)
+    watcher.join()
+    assert str(dag_run.state) == "success"
+    assert "is stopped: waiting (deferred) for `go`" in log
+    triggered = [datetime.fromisoformat(stamp) for stamp in TRIGGERED.findall(log)]
+    assert len(triggered) == 1 and triggered[0] >= went_at[0], "triggered while the backfill was stopped"
