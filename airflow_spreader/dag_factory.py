@@ -13,6 +13,7 @@ from airflow_spreader.operators.batch import BatchWork, SpreadBatchOperator
 from airflow_spreader.operators.next_cycle import NextCycleOperator
 from airflow_spreader.operators.plan import PlanCycleOperator, variable_key
 from airflow_spreader.operators.report import CycleReportOperator
+from airflow_spreader.sql.ledger import DEFAULT_LEDGER_TABLE
 from airflow_spreader.state.keys import validate_name
 
 
@@ -32,6 +33,7 @@ def backfill_dag(
     control_retries: int = 3,
     retry_delay: timedelta = timedelta(seconds=10),
     check_pool: bool = True,
+    ledger_table: str | None = DEFAULT_LEDGER_TABLE,
     **dag_kwargs: Any,
 ) -> DAG:
     """Build the DAG of one backfill: each run is one cycle.
@@ -47,6 +49,10 @@ def backfill_dag(
     :param retries: Airflow retries of a batch task; a batch failing on every try is kept as a failed range.
     :param control_retries: retries of the plan and next-cycle tasks, so that a passing Redis or database
         outage does not end the chain; bad input (configuration, table, pool, lost state) fails at once.
+    :param ledger_table: the done-ledger in the source database (created at the first cycle): each batch
+        records its range there in its own transaction, so a range whose work committed is never run
+        again, even if its worker died before Redis heard of it. ``None``: no table is created, and such
+        a range is run again (at least once); use it when the work does not write to the source database.
     """
     if work is None and batch_operator is SpreadBatchOperator:
         raise TypeError(f"backfill_dag({dag_id!r}): give work=callable or a batch_operator subclass")
@@ -63,11 +69,13 @@ def backfill_dag(
         plan = PlanCycleOperator(
             task_id="plan", backfill=name, table=table, key=key, source_conn_id=source_conn_id,
             redis_conn_id=redis_conn_id, config_variable=variable_key(dag_id), initial_config=initial_config,
-            batch_pool=pool if check_pool else None, retries=control_retries, retry_delay=retry_delay,
+            batch_pool=pool if check_pool else None, ledger_table=ledger_table, retries=control_retries,
+            retry_delay=retry_delay,
         )
         batches = batch_operator.partial(
             task_id="batches", backfill=name, source_conn_id=source_conn_id, redis_conn_id=redis_conn_id,
-            work=work, pool=pool, retries=retries, retry_delay=retry_delay, priority_weight=10,
+            work=work, ledger_table=ledger_table, pool=pool, retries=retries, retry_delay=retry_delay,
+            priority_weight=10,
             map_index_template="{{ task.id_ranges }}",
         ).expand_kwargs(plan.output)
         chain = NextCycleOperator(task_id="next_cycle", backfill=name, redis_conn_id=redis_conn_id,

@@ -13,6 +13,7 @@ from airflow.sdk import BaseOperator, Context
 from airflow_spreader import metrics
 from airflow_spreader.hooks.source import SourceDatabaseHook
 from airflow_spreader.hooks.spreader import SpreaderHook
+from airflow_spreader.sql.ledger import DEFAULT_LEDGER_TABLE, LedgerKey, RangeAlreadyDone, ledger_named
 from airflow_spreader.state.records import ClaimedBatch
 from airflow_spreader.triggers.backfill_wait import BackfillWaitTrigger
 
@@ -31,6 +32,11 @@ class SpreadBatchOperator(BaseOperator):
     Give the work as ``work=`` or override :meth:`process` in a subclass. A batch starts only
     while this task still holds its range and the backfill is not stopped; when stopped, the
     remaining ranges are handed back untouched. A retry skips the batches already done.
+
+    With ``ledger_table`` (the default), each batch's transaction first records its range in that
+    table of the source database, so a range whose work committed is never run again, even when the
+    worker died before Redis heard of it. ``ledger_table=None`` leaves the source database alone:
+    then such a range is run again (at least once).
     """
 
     ui_color = "#fef7e0"
@@ -48,6 +54,7 @@ class SpreadBatchOperator(BaseOperator):
         source_conn_id: str,
         redis_conn_id: str = "redis_default",
         work: BatchWork | None = None,
+        ledger_table: str | None = DEFAULT_LEDGER_TABLE,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -56,6 +63,8 @@ class SpreadBatchOperator(BaseOperator):
         self.source_conn_id = source_conn_id
         self.redis_conn_id = redis_conn_id
         self.work = work
+        self.ledger_table = ledger_table
+        self._generation: str | None = None
 
     @property
     def id_ranges(self) -> str:
@@ -83,7 +92,8 @@ class SpreadBatchOperator(BaseOperator):
         ti = context["ti"]
         attempt = f"{ti.run_id}/{ti.map_index}/{ti.try_number}"
         final_try = ti.try_number > (self.retries or 0)
-        outcome = {"done": 0, "skipped": 0, "stopped": 0, "failed": 0}
+        self._generation = tracker.generation()
+        outcome = {"done": 0, "skipped": 0, "stopped": 0, "failed": 0, "already_done": 0}
         failures = []
         for batch in (ClaimedBatch.from_dict(data) for data in self.batches):
             wait = (batch.run_at - datetime.now(timezone.utc)).total_seconds()
@@ -107,6 +117,13 @@ class SpreadBatchOperator(BaseOperator):
             started = metrics.batch_started(self.backfill, batch.run_at)
             try:
                 rows = self.run_batch(batch, context)
+            except RangeAlreadyDone as done:  # committed by an earlier run that died before telling Redis
+                self.log.warning("Batch %s: its work committed earlier (done-ledger); not running it again",
+                                 batch.id_range)
+                tracker.complete(batch, done.rows)
+                metrics.batch_done(self.backfill, ids=batch.size, rows=done.rows, seconds=time.monotonic() - started)
+                outcome["already_done"] += 1
+                continue
             except Exception as error:
                 message = f"{type(error).__name__}: {error}"
                 self.log.exception("Batch %s failed (try %s)", batch.id_range, ti.try_number)
@@ -129,7 +146,17 @@ class SpreadBatchOperator(BaseOperator):
         return outcome
 
     def run_batch(self, batch: ClaimedBatch, context: Context) -> int | None:
-        """One transaction per batch; the range is marked done only after it commits."""
+        """One transaction per batch, holding the range's ledger row; Redis marks it done after the commit.
+
+        Raises RangeAlreadyDone, without running the work, when the ledger shows the range done.
+        """
         engine = SourceDatabaseHook(self.source_conn_id).get_conn()
+        ledger = ledger_named(self.ledger_table) if self.ledger_table else None
+        key = LedgerKey(self.backfill, self._generation or "", batch.begin_id, batch.end_id)
         with engine.begin() as connection:
-            return self.process(connection, batch.begin_id, batch.end_id, context)
+            if ledger is not None:
+                ledger.enter(connection, key)
+            rows = self.process(connection, batch.begin_id, batch.end_id, context)
+            if ledger is not None and rows is not None:
+                ledger.set_rows(connection, key, rows)
+            return rows

@@ -5,7 +5,7 @@ from the top would redo the whole table. Each cycle records, in the Variable
 ``spreader__<dag_id>__checkpoint``, the low-water mark (every id above it is done) and the bounds.
 When the tracker is missing but a checkpoint exists, the plan refuses to start over and says how
 to resume from the checkpoint (ids between the mark and the cursor at the loss are done again:
-at least once, never lost).
+at least once, never lost; exactly once with the done-ledger, which the restore keeps using).
 """
 
 from __future__ import annotations
@@ -31,6 +31,8 @@ class Checkpoint:
     max_id: int
     finished: bool
     at: str
+    #: The tracker's generation: a restore continues it, so the done-ledger still skips finished ranges.
+    generation: str | None = None
 
     @classmethod
     def from_json(cls, raw: str | dict[str, Any]) -> Checkpoint:
@@ -38,8 +40,10 @@ class Checkpoint:
         return cls(**data)
 
     def restore(self, tracker: Tracker) -> None:
-        """Start the tracker again from the checkpoint: nothing above ``low_water`` is done twice."""
-        tracker.start(max_id=self.low_water, min_id=self.min_id)
+        """Start the tracker again from the checkpoint: nothing above ``low_water`` is done twice, and with
+        the done-ledger nothing below it either (the ranges done there are skipped, as long as the batch
+        size is the one they ran with)."""
+        tracker.start(max_id=self.low_water, min_id=self.min_id, generation=self.generation)
 
 
 def checkpoint_key(config_variable: str) -> str:
@@ -59,7 +63,7 @@ def save(config_variable: str, tracker: Tracker) -> Checkpoint | None:
     if low_water is None or progress.min_id is None or progress.max_id is None:
         return None
     checkpoint = Checkpoint(low_water, progress.min_id, progress.max_id, progress.finished,
-                            datetime.now(timezone.utc).isoformat(timespec="seconds"))
+                            datetime.now(timezone.utc).isoformat(timespec="seconds"), tracker.generation())
     Variable.set(checkpoint_key(config_variable), json.dumps(asdict(checkpoint)),
                  description=f"airflow-spreader checkpoint of backfill {tracker.name!r}: every id above "
                              "low_water is done")

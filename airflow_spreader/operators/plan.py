@@ -17,6 +17,7 @@ from airflow_spreader.core.grouping import group_batches
 from airflow_spreader.hooks.source import SourceDatabaseHook
 from airflow_spreader.hooks.spreader import SpreaderHook
 from airflow_spreader.operators import checkpoint
+from airflow_spreader.sql.ledger import DEFAULT_LEDGER_TABLE, ledger_named
 from airflow_spreader.sql.table import SourceTable, TableError, inspect_table
 
 CYCLE_XCOM_KEY = "cycle"
@@ -60,9 +61,11 @@ class PlanCycleOperator(BaseOperator):
         config_variable: str,
         initial_config: Mapping[str, Any] | None = None,
         batch_pool: str | None = None,
+        ledger_table: str | None = DEFAULT_LEDGER_TABLE,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.ledger_table = ledger_table
         self.backfill = backfill
         self.table = SourceTable(table, key)
         self.source_conn_id = source_conn_id
@@ -106,6 +109,11 @@ class PlanCycleOperator(BaseOperator):
             self.log.warning("Could not check pool %r: HTTP %s; going on", self.batch_pool,
                              response.status_code)
 
+    def ensure_ledger(self) -> None:
+        """Create the done-ledger before any batch can need it; one catalog lookup when it exists."""
+        if self.ledger_table:
+            ledger_named(self.ledger_table).ensure(SourceDatabaseHook(self.source_conn_id).get_conn())
+
     def execute(self, context: Context) -> list[dict[str, Any]]:
         try:
             return self.plan(context)
@@ -126,6 +134,7 @@ class PlanCycleOperator(BaseOperator):
             if saved is not None:
                 raise checkpoint.refuse_to_start_over(self.config_variable, tracker, saved)
             bounds = inspect_table(SourceDatabaseHook(self.source_conn_id).get_conn(), self.table)
+            self.ensure_ledger()  # before the start, so that a ledger that cannot be created starts nothing
             if bounds.is_empty:
                 self.log.info("Table %s is empty: nothing to backfill", self.table.name)
                 tracker.start(max_id=0, min_id=1)
@@ -134,6 +143,8 @@ class PlanCycleOperator(BaseOperator):
                 tracker.start(max_id=bounds.max_id, min_id=bounds.min_id)
                 self.log.info("Started backfill %r of %s: ids %s..%s", self.backfill, self.table.name,
                               bounds.min_id, bounds.max_id)
+        else:
+            self.ensure_ledger()
         begin_at = datetime.now(timezone.utc)
         on_peak = config.peak_schedule.is_on_peak(begin_at)
         per_second = config.per_second(begin_at)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import random
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -73,14 +74,23 @@ class Tracker:
 
     # -- life cycle ---------------------------------------------------------------------
 
-    def start(self, max_id: int, min_id: int = 1) -> bool:
+    def start(self, max_id: int, min_id: int = 1, *, generation: str | None = None) -> bool:
         """Capture the bounds at the first cycle; later calls keep the first bounds.
 
         Rows inserted above ``max_id`` afterwards are not visited. An empty table is
-        started with ``max_id < min_id`` and is finished at once.
+        started with ``max_id < min_id`` and is finished at once. Each start opens a new
+        *generation* (the done-ledger's key for this run of the backfill), unless one is given:
+        a restore from a checkpoint continues the generation it recorded.
         """
         return bool(self._run("start", [self.keys.meta, REGISTRY_KEY], int(max_id), int(min_id),
-                              self.clock(), self.name))
+                              self.clock(), self.name, generation or uuid.uuid4().hex))
+
+    def generation(self) -> str | None:
+        """This run of the backfill: new at each start after a reset. None before the first start."""
+        generation, started_at = self.redis.hmget(self.keys.meta, ["generation", "started_at"])
+        if generation is not None:
+            return text(generation)
+        return None if started_at is None else f"started-{text(started_at)}"  # started by an older version
 
     def is_started(self) -> bool:
         return bool(self.redis.hexists(self.keys.meta, "cursor"))

@@ -105,6 +105,7 @@ def test_lost_redis_state_is_refused_then_resumed_from_the_checkpoint(source: So
     assert run_cycle(source) == "success"  # ids 1000..251 done
     saved = Checkpoint(**json.loads(Variable.get(checkpoint_key(f"spreader__{source.dag_id}"))))
     assert (saved.low_water, saved.min_id, saved.max_id, saved.finished) == (250, 1, 1000, False)
+    assert saved.generation == source.tracker.generation()
 
     source.tracker.reset()  # Redis restarted without persistence: the tracker's state is gone
     failed_with(source, capfd, "has no state in Redis, but its checkpoint")
@@ -112,6 +113,7 @@ def test_lost_redis_state_is_refused_then_resumed_from_the_checkpoint(source: So
     assert {i for i, n in source.counters().items() if n == 0} == set(range(1, 251))
 
     saved.restore(source.tracker)
+    assert source.tracker.generation() == saved.generation, "the restore continues the run's done-ledger"
     for _ in range(3):
         run_cycle(source)
         if source.tracker.progress().finished:

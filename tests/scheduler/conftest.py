@@ -59,6 +59,7 @@ def pg() -> Iterator[sa.Engine]:
     with engine.connect() as conn:
         conn.execute(sa.text("CREATE TABLE IF NOT EXISTS drill_control (dag_id TEXT, begin_id INTEGER, "
                              "sleep_s DOUBLE PRECISION, fail_times INTEGER, hang_s DOUBLE PRECISION)"))
+        conn.execute(sa.text("ALTER TABLE drill_control ADD COLUMN IF NOT EXISTS hang_after_s DOUBLE PRECISION"))
         conn.execute(sa.text("CREATE TABLE IF NOT EXISTS drill_log (id SERIAL PRIMARY KEY, dag_id TEXT, "
                              "begin_id INTEGER, end_id INTEGER, run_at DOUBLE PRECISION, started DOUBLE PRECISION, "
                              "ended DOUBLE PRECISION, pid INTEGER, try_number INTEGER, outcome TEXT)"))

@@ -156,6 +156,21 @@ def test_reset_forgets_everything(tracker: Tracker) -> None:
     assert tracker.name not in Tracker.names(tracker.redis)
 
 
+def test_each_start_opens_a_generation_unless_it_continues_one(tracker: Tracker) -> None:
+    assert tracker.generation() is None
+    tracker.start(max_id=50)
+    first = tracker.generation()
+    assert first and len(first) == 32
+    tracker.start(max_id=80)  # a later start keeps the first bounds, and the generation
+    assert tracker.generation() == first
+    tracker.reset()
+    tracker.start(max_id=50)
+    assert tracker.generation() not in (None, first), "a run after a reset must not reuse the done-ledger's marks"
+    tracker.reset()
+    tracker.start(max_id=30, generation=first)  # a restore from the checkpoint continues the run
+    assert tracker.generation() == first
+
+
 def test_empty_table_is_finished_at_once(tracker: Tracker) -> None:
     tracker.start(max_id=0, min_id=1)
     assert claim(tracker) == []

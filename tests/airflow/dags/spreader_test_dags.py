@@ -5,13 +5,16 @@ Each increments a counter column per row, so tests can check every id was proces
 
 from __future__ import annotations
 
+import os
 import time
+from pathlib import Path
 
 import sqlalchemy as sa
 from airflow.sdk import Context
 
 from airflow_spreader.dag_factory import backfill_dag
 from airflow_spreader.operators.batch import SpreadBatchOperator
+from airflow_spreader.state.records import ClaimedBatch
 
 TABLE = "spreader_items"
 
@@ -40,3 +43,27 @@ class BumpCounter(SpreadBatchOperator):
 
 subclass_backfill = backfill_dag("spreader_test_subclass", table=TABLE, source_conn_id="spreader_test_subclass",
                                  batch_operator=BumpCounter, retries=0, control_retries=0)
+
+
+class WorkerKilled(BaseException):
+    """Stands for a SIGKILL: no ``except Exception`` sees it, so Redis never hears of the commit."""
+
+
+class DiesAfterCommit(BumpCounter):
+    """While the file ``$AIRFLOW_HOME/die-after-commit`` exists, commit one batch's work, then die."""
+
+    def run_batch(self, batch: ClaimedBatch, context: Context) -> int | None:
+        rows = super().run_batch(batch, context)
+        flag = Path(os.environ["AIRFLOW_HOME"]) / "die-after-commit"
+        if flag.exists():
+            flag.unlink()
+            raise WorkerKilled(f"killed after the commit of {batch.id_range}")
+        return rows
+
+
+dies_backfill = backfill_dag("spreader_test_dies", table=TABLE, source_conn_id="spreader_test_dies",
+                             batch_operator=DiesAfterCommit, retries=0, control_retries=0)
+dies_unledgered_backfill = backfill_dag("spreader_test_dies_unledgered", table=TABLE,
+                                        source_conn_id="spreader_test_dies_unledgered",
+                                        batch_operator=DiesAfterCommit, retries=0, control_retries=0,
+                                        ledger_table=None)

@@ -1,8 +1,8 @@
 """Backfill DAGs (airflow dag files) for the real-scheduler drills.
 
 The work bumps a counter per row, so the drills can check that every id was processed exactly once,
-and obeys a control table (sleep, fail N times, hang) so a drill can inject trouble into chosen
-ranges. Each batch's planned time, start, end, process id and try are logged for the drills to read.
+and obeys a control table (sleep, fail N times, hang before or after the commit) so a drill can inject
+trouble into chosen ranges. Each batch's planned time, start, end, process id and try are logged for the drills to read.
 Logs and commands go through their own autocommit connection, outside the batch's transaction.
 """
 
@@ -18,6 +18,7 @@ from airflow.sdk import Context
 
 from airflow_spreader.dag_factory import backfill_dag
 from airflow_spreader.operators.batch import SpreadBatchOperator
+from airflow_spreader.sql.ledger import RangeAlreadyDone
 from airflow_spreader.state.records import ClaimedBatch
 
 CONTROL_URL = os.environ.get("SPREADER_DRILL_DB", "postgresql+psycopg2://postgres@127.0.0.1:5432/test")
@@ -38,7 +39,7 @@ class DrillBatch(SpreadBatchOperator):
         ti = context["ti"]
         with control().connect() as conn:
             command: Any = conn.execute(sa.text(
-                "SELECT sleep_s, fail_times, hang_s, begin_id FROM drill_control WHERE dag_id = :dag "
+                "SELECT sleep_s, fail_times, hang_s, hang_after_s, begin_id FROM drill_control WHERE dag_id = :dag "
                 "AND begin_id IN (:begin, -1) ORDER BY begin_id DESC LIMIT 1"),
                 {"dag": self.backfill, "begin": batch.begin_id}).first()
             entry = conn.execute(sa.text(
@@ -58,9 +59,16 @@ class DrillBatch(SpreadBatchOperator):
                     raise RuntimeError(f"injected failure of {batch.id_range}")
                 if command.sleep_s:
                     time.sleep(command.sleep_s)
-            rows = super().run_batch(batch, context)
+            try:
+                rows = super().run_batch(batch, context)
+            except RangeAlreadyDone:
+                conn.execute(sa.text("UPDATE drill_log SET ended = :ended, outcome = 'already done' WHERE id = :id"),
+                             {"ended": time.time(), "id": entry})
+                raise
             conn.execute(sa.text("UPDATE drill_log SET ended = :ended, outcome = 'done' WHERE id = :id"),
                          {"ended": time.time(), "id": entry})
+            if command is not None and command.hang_after_s:  # committed; Redis does not know yet
+                time.sleep(command.hang_after_s)
         return rows
 
     def process(self, connection: sa.Connection, begin_id: int, end_id: int, context: Context) -> int | None:

@@ -1,0 +1,65 @@
+"""The done-ledger under dag.test(): a batch killed between its commit and Redis's mark is not run again."""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+
+from airflow_spreader.sql.ledger import DEFAULT_LEDGER_TABLE
+from tests.airflow.conftest import Source
+from tests.airflow.test_backfill_dag import run_cycle
+from tests.conftest import AIRFLOW_HOME
+
+pytestmark = pytest.mark.airflow
+
+CONFIG = {"batch_size": 10, "duration": 1, "per_second_on_peak": 8, "per_second_off_peak": 8,
+          "lease_seconds": 1, "max_tasks_per_cycle": 1}
+
+
+def kill_the_next_batch_after_its_commit() -> None:
+    (AIRFLOW_HOME / "die-after-commit").touch()
+
+
+@pytest.mark.parametrize("source", ["dies"], indirect=True)
+def test_a_batch_killed_after_its_commit_is_skipped_when_its_range_comes_back(source: Source) -> None:
+    source.create(40)
+    source.set_config(**CONFIG)
+    kill_the_next_batch_after_its_commit()
+
+    assert run_cycle(source) == "failed"  # the task instance died after the commit of 31-40
+    assert source.counters()[40] == 1
+    assert source.tracker.progress().batches_done == 0, "Redis never heard of the commit"
+
+    assert run_cycle(source) == "success"  # every range is planned again once its lease is over
+    progress = source.tracker.progress()
+    assert progress.finished
+    assert set(source.counters().values()) == {1}, "the range killed after its commit ran twice"
+    assert (progress.batches_done, progress.ids_done, progress.rows_done) == (4, 40, 40)
+
+
+@pytest.mark.parametrize("source", ["dies_unledgered"], indirect=True)
+def test_without_the_ledger_such_a_batch_is_run_again(source: Source) -> None:
+    """The counterpart: ``ledger_table=None`` is at least once, and creates nothing in the source database."""
+    source.create(40)
+    source.set_config(**CONFIG)
+    kill_the_next_batch_after_its_commit()
+
+    assert run_cycle(source) == "failed"
+    assert run_cycle(source) == "success"
+    counts = source.counters()
+    assert {i for i, n in counts.items() if n == 2} == set(range(31, 41))
+    assert {i for i, n in counts.items() if n == 1} == set(range(1, 31))
+    assert DEFAULT_LEDGER_TABLE not in sa.inspect(source.engine).get_table_names()
+
+
+@pytest.mark.parametrize("source", ["sqlite"], indirect=True)
+def test_the_first_cycle_creates_the_ledger_in_the_source_database(source: Source) -> None:
+    with source.engine.begin() as conn:
+        conn.execute(sa.text(f"DROP TABLE IF EXISTS {DEFAULT_LEDGER_TABLE}"))
+    source.create(30)
+    source.set_config(**{**CONFIG, "per_second_on_peak": 3, "per_second_off_peak": 3})
+    assert run_cycle(source) == "success"
+    with source.engine.connect() as conn:
+        rows = conn.execute(sa.text(f"SELECT begin_id, end_id, rows_done FROM {DEFAULT_LEDGER_TABLE} "
+                                    "WHERE backfill = :b ORDER BY begin_id"), {"b": source.dag_id}).all()
+    assert [tuple(row) for row in rows] == [(1, 10, 10), (11, 20, 10), (21, 30, 10)]
