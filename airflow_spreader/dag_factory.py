@@ -1,4 +1,4 @@
-"""A backfill DAG in a few lines: plan >> mapped batches >> [next cycle, report]."""
+"""A backfill DAG in a few lines: plan >> [mapped batches >> report, next cycle]."""
 
 from __future__ import annotations
 
@@ -61,7 +61,8 @@ def backfill_dag(
     dag_kwargs.setdefault("schedule", None)
     dag_kwargs.setdefault("start_date", datetime(2024, 1, 1, tzinfo=timezone.utc))
     dag_kwargs.setdefault("catchup", False)
-    dag_kwargs.setdefault("max_active_runs", 1)
+    # Two: the next cycle's run starts lead_seconds before this one's batches end (cycles tile the time line).
+    dag_kwargs.setdefault("max_active_runs", 2)
     dag_kwargs.setdefault("tags", ["airflow-spreader", "backfill"])
     dag_kwargs.setdefault("doc_md", _doc(name, table, pool, dag_id))
     dag_kwargs.setdefault("params", {"note": Param("", type="string", description="Free text for the run")})
@@ -81,8 +82,10 @@ def backfill_dag(
         chain = NextCycleOperator(task_id="next_cycle", backfill=name, redis_conn_id=redis_conn_id,
                                   config_variable=variable_key(dag_id), trigger_rule="all_done",
                                   retries=control_retries, retry_delay=retry_delay)
-        report = CycleReportOperator(task_id="report", trigger_rule="all_done")
-        plan >> batches >> [chain, report]
+        report = CycleReportOperator(task_id="report", trigger_rule="all_done", backfill=name,
+                                     config_variable=variable_key(dag_id), redis_conn_id=redis_conn_id)
+        plan >> batches >> report
+        plan >> chain
     return dag
 
 

@@ -140,6 +140,16 @@ class SpreadConfig:
         default=64,
         metadata=_rule("int", "most Airflow task instances one cycle's batches are grouped into", 1, 1024),
     )
+    lead_seconds: int = field(
+        default=6,
+        metadata=_rule(
+            "int",
+            "seconds before a cycle's planned end at which the next cycle's DAG run is started, so that its "
+            "batches are up when the cycle ends (cycles then follow each other without a gap)",
+            0,
+            3600,
+        ),
+    )
 
     def __post_init__(self) -> None:
         check(RULES, self.to_dict())

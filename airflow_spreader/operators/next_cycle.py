@@ -33,20 +33,24 @@ def summary(progress: Progress, now: datetime) -> dict[str, Any]:
 
 
 class NextCycleOperator(BaseOperator):
-    """Runs after the cycle's batches. Waits until ``begin_at + duration`` (a short wait sleeps, a long
-    one defers), then triggers the next DAG run while there is work left.
+    """Runs beside the cycle's batches, from its plan: ``lead_seconds`` before the cycle's planned end
+    (``begin_at + duration``) it triggers the next DAG run, whose plan begins exactly at that end. The next
+    run, its plan and its task instances start while this cycle's last batches run, so cycles follow
+    each other without a gap (the DAG allows two active runs for that) and without overlapping.
 
-    The chain ends when the backfill is finished (logging the summary) or left with only failed
-    ranges (failing, so the run shows it). While the backfill is stopped it waits, deferred, for
-    ``go``, then starts the next cycle, which plans the handed-back ranges first. When every id is
-    planned but some batches are still in flight elsewhere, it waits for them or for their lease,
-    instead of busy-looping empty cycles.
+    It triggers nothing when a later cycle has been planned meanwhile (another run carries the chain),
+    and waits, deferred, for ``go`` while the backfill is stopped. In a cycle that found nothing left to
+    plan it waits for the ranges still in flight (or for their lease), then ends the chain: with the
+    summary when the backfill is finished, failing when only failed ranges remain; a range whose lease
+    ran out starts one more cycle, which plans it again.
     """
 
     ui_color = "#e6f4ea"
     #: Waits up to this many seconds sleep in the task instead of deferring: a deferral and its resume in
-    #: a new task process add 1-3 s to the gap between cycles, which lowers the sustained rate.
+    #: a new task process take 1-3 s, which would make the next cycle late.
     defer_threshold: float = 10.0
+    #: A longer wait is deferred until this many seconds before its end, then slept, to trigger on time.
+    wake_margin: float = 3.0
 
     def __init__(self, *, backfill: str, config_variable: str, redis_conn_id: str = "redis_default",
                  plan_task_id: str = "plan", **kwargs: Any) -> None:
@@ -67,8 +71,14 @@ class NextCycleOperator(BaseOperator):
         if not cycle:
             raise AirflowSkipException("The plan task did not finish: the chain of cycles ends here")
         tracker = SpreaderHook(self.redis_conn_id).tracker(self.backfill)
-        checkpoint.save(self.config_variable, tracker)  # after the cycle's batches: the tightest mark
+        checkpoint.save(self.config_variable, tracker)
         now = datetime.now(timezone.utc)
+        end = datetime.fromisoformat(cycle["begin_at"]) + timedelta(seconds=float(cycle["duration"]))
+        planned_until = tracker.planned_until()
+        if planned_until is not None and planned_until > end.timestamp() + 0.5:
+            self.log.info("A later cycle (planned until %s) carries the chain: nothing to trigger here",
+                          datetime.fromtimestamp(planned_until, timezone.utc).isoformat())
+            return None
         if tracker.is_stopped():
             self.log.warning("Backfill %r is stopped: waiting (deferred) for `go` to start the next cycle",
                              self.backfill)
@@ -79,29 +89,42 @@ class NextCycleOperator(BaseOperator):
             result = summary(progress, now)
             self.log.info("Backfill %r finished: %s", self.backfill, result)
             return result
-        next_at = datetime.fromisoformat(cycle["begin_at"]) + timedelta(seconds=float(cycle["duration"]))
-        if progress.exhausted:
-            deadline = tracker.next_lease_deadline()
-            if deadline is None:
-                raise FailedRangesRemain(
-                    f"Backfill {self.backfill!r}: all ranges done except {progress.batches_failed} failed "
-                    f"ones ({progress.ids_failed} ids); fix the work, then `airflow-spreader retry-failed "
-                    f"{self.backfill}` (or Tracker.retry_failed()) and trigger the DAG")
-            due = datetime.fromtimestamp(deadline, timezone.utc)
-            if due > now:  # batches still in flight elsewhere: wait for them, not in empty cycles
-                next_at = max(next_at, min(due, now + timedelta(seconds=float(cycle["duration"]))))
-                self.log.info("All ids planned; %d batches in flight. Checking again at %s",
-                              progress.in_flight, next_at.isoformat())
-        if next_at > now:
-            wait = (next_at - now).total_seconds()
-            if wait > self.defer_threshold:
-                self.defer(trigger=BackfillWaitTrigger(self.backfill, self.redis_conn_id, next_at),
-                           method_name="resume")
-            self.log.info("Next cycle in %.1f s: waiting in the task until the cycle's planned end", wait)
-            time.sleep(wait)
-            return self.decide(context)  # stopped or finished meanwhile?
+        if cycle.get("batches") == 0 and progress.exhausted:
+            return self.settle(context, tracker.next_lease_deadline(), progress, now)
+        trigger_at = end - timedelta(seconds=float(cycle.get("lead_seconds", 0)))
+        if trigger_at > now:
+            self.wait_until(trigger_at, now)
+            return self.decide(context)  # stopped, finished or superseded meanwhile?
         self.trigger_next(context)
         return None
+
+    def settle(self, context: Context, lease_deadline: float | None, progress: Progress,
+               now: datetime) -> dict[str, Any] | None:
+        """Nothing is left to plan: wait for the ranges in flight, then end the chain (or re-plan a lost one)."""
+        if lease_deadline is None:
+            raise FailedRangesRemain(
+                f"Backfill {self.backfill!r}: all ranges done except {progress.batches_failed} failed "
+                f"ones ({progress.ids_failed} ids); fix the work, then `airflow-spreader retry-failed "
+                f"{self.backfill}` (or Tracker.retry_failed()) and trigger the DAG")
+        due = datetime.fromtimestamp(lease_deadline, timezone.utc)
+        if due > now:
+            self.log.info("All ids planned; waiting (deferred) for the %d batches in flight, or their lease at %s",
+                          progress.in_flight, due.isoformat())
+            self.defer(trigger=BackfillWaitTrigger(self.backfill, self.redis_conn_id, due, wait_for="settled",
+                                                   poll_interval=2.0), method_name="resume")
+        self.log.info("A range's lease ran out: the next cycle plans it again")
+        self.trigger_next(context)
+        return None
+
+    def wait_until(self, moment: datetime, now: datetime) -> None:
+        """Sleep through a short wait; defer a long one, waking ``wake_margin`` early (a stop wakes it too)."""
+        wait = (moment - now).total_seconds()
+        if wait > self.defer_threshold:
+            self.defer(trigger=BackfillWaitTrigger(self.backfill, self.redis_conn_id,
+                                                   moment - timedelta(seconds=self.wake_margin)),
+                       method_name="resume")
+        self.log.info("Next cycle in %.1f s: waiting in the task until then", wait)
+        time.sleep(wait)
 
     def trigger_next(self, context: Context) -> None:
         ti = context["ti"]

@@ -145,19 +145,23 @@ class PlanCycleOperator(BaseOperator):
                               bounds.min_id, bounds.max_id)
         else:
             self.ensure_ledger()
-        begin_at = datetime.now(timezone.utc)
-        on_peak = config.peak_schedule.is_on_peak(begin_at)
-        per_second = config.per_second(begin_at)
+        now = datetime.now(timezone.utc)
+        on_peak = config.peak_schedule.is_on_peak(now)
+        per_second = config.per_second(now)
+        # The previous cycle's run starts this one a little before its planned end (lead_seconds): begin
+        # where it ends, so that cycles tile the time line without a gap or an overlap.
         claim = tracker.claim_cycle(batch_size=config.batch_size, per_second=per_second,
-                                    duration=config.duration, begin_at=begin_at,
-                                    lease_seconds=config.lease_seconds)
+                                    duration=config.duration, begin_at=now,
+                                    lease_seconds=config.lease_seconds, after_previous=True)
+        begin_at = claim.begin_at or now
         progress = tracker.progress()
         metrics.cycle_planned(self.backfill, batches=len(claim.batches), cursor=claim.cursor_after,
                               per_second=float(per_second))
         checkpoint.save(self.config_variable, tracker)
         groups = group_batches(claim.batches, config.max_tasks_per_cycle)
         summary = {
-            "begin_at": begin_at.isoformat(), "duration": config.duration, "per_second": float(per_second),
+            "begin_at": begin_at.isoformat(), "duration": config.duration, "lead_seconds": config.lead_seconds,
+            "per_second": float(per_second),
             "on_peak": on_peak, "batches": len(claim.batches), "replanned": claim.replanned,
             "task_instances": len(groups), "cursor_before": claim.cursor_before,
             "cursor_after": claim.cursor_after, "stopped": claim.stopped, "finished": progress.finished,

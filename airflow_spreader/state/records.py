@@ -55,6 +55,8 @@ class CycleClaim:
     cursor_before: int | None
     cursor_after: int | None
     stopped: bool = False
+    #: When the cycle begins (its first slot): the requested time, or the previous cycle's planned end.
+    begin_at: datetime | None = None
 
     @property
     def replanned(self) -> int:

@@ -38,6 +38,13 @@ class _Snapshot:
     stopped: bool
     now: float
     due: dict[IdRange, str]
+    planned_until: float | None
+
+    def begin(self, not_before: datetime, after_previous: bool) -> datetime:
+        """When the cycle begins: ``not_before``, or the previous cycle's planned end if later and asked."""
+        if after_previous and self.planned_until is not None and self.planned_until > not_before.timestamp():
+            return datetime.fromtimestamp(self.planned_until, not_before.tzinfo)
+        return not_before
 
 
 def text(value: bytes | str) -> str:
@@ -130,25 +137,29 @@ class Tracker:
         duration: Number,
         begin_at: datetime,
         lease_seconds: float,
+        after_previous: bool = False,
     ) -> CycleClaim:
         """Atomically plan one cycle: ranges due for re-planning first, then new ones from the cursor.
 
         The plan is made in Python from a snapshot and committed by a Lua script only if the
         cursor and the replayed ranges are as read, so two planners racing never receive
         overlapping ranges (the loser plans again from what is left), while completions of
-        other ranges never get in the way.
+        other ranges never get in the way. With ``after_previous``, the cycle begins at the planned
+        end of the last claimed cycle when that is later than ``begin_at``: cycles tile the time
+        line, so a next cycle planned early (or a second planner) never doubles the rate.
         """
         offsets = slot_offsets(per_second, duration)
         for attempt in range(MAX_CLAIM_RETRIES):
             snapshot = self._snapshot(len(offsets))
+            start = snapshot.begin(begin_at, after_previous)
             if snapshot.stopped:
-                return CycleClaim([], snapshot.cursor, snapshot.cursor, stopped=True)
-            replays, fresh, planned = self._plan(snapshot, batch_size, offsets, begin_at)
+                return CycleClaim([], snapshot.cursor, snapshot.cursor, stopped=True, begin_at=start)
+            replays, fresh, planned = self._plan(snapshot, batch_size, offsets, start)
             if not planned:
-                return CycleClaim([], snapshot.cursor, snapshot.cursor)
+                return CycleClaim([], snapshot.cursor, snapshot.cursor, begin_at=start)
             new_cursor = fresh[-1].begin_id - 1 if fresh else snapshot.cursor
             args: list[Any] = [snapshot.cursor, new_cursor, lease_seconds, snapshot.now, len(fresh),
-                               sum(r.size for r in fresh)]
+                               sum(r.size for r in fresh), start.timestamp() + float(duration)]
             for i, batch in enumerate(planned):
                 args += [str(batch.id_range), batch.run_at.timestamp(),
                          snapshot.due[batch.id_range] if i < len(replays) else ""]
@@ -158,24 +169,26 @@ class Tracker:
                 first = int(outcome[1])
                 batches = [ClaimedBatch(b.run_at, b.begin_id, b.end_id, first + i, replanned=i < len(replays))
                            for i, b in enumerate(planned)]
-                return CycleClaim(batches, snapshot.cursor, new_cursor)
+                return CycleClaim(batches, snapshot.cursor, new_cursor, begin_at=start)
             if outcome[0] == -1:
-                return CycleClaim([], snapshot.cursor, snapshot.cursor, stopped=True)
+                return CycleClaim([], snapshot.cursor, snapshot.cursor, stopped=True, begin_at=start)
             time.sleep(random.uniform(0, 0.002 * min(attempt + 1, 20)))
         raise TrackerError(f"backfill {self.name!r}: could not claim a cycle after "
                            f"{MAX_CLAIM_RETRIES} attempts (too many planners racing)")
 
     def preview_cycle(self, *, batch_size: int, per_second: Number, duration: Number,
-                      begin_at: datetime) -> CycleClaim:
+                      begin_at: datetime, after_previous: bool = False) -> CycleClaim:
         """What ``claim_cycle`` would plan now, without claiming anything (tokens are 0)."""
         offsets = slot_offsets(per_second, duration)
         snapshot = self._snapshot(len(offsets))
+        start = snapshot.begin(begin_at, after_previous)
         if snapshot.stopped:
-            return CycleClaim([], snapshot.cursor, snapshot.cursor, stopped=True)
-        replays, fresh, planned = self._plan(snapshot, batch_size, offsets, begin_at)
+            return CycleClaim([], snapshot.cursor, snapshot.cursor, stopped=True, begin_at=start)
+        replays, fresh, planned = self._plan(snapshot, batch_size, offsets, start)
         batches = [ClaimedBatch(b.run_at, b.begin_id, b.end_id, 0, replanned=i < len(replays))
                    for i, b in enumerate(planned)]
-        return CycleClaim(batches, snapshot.cursor, fresh[-1].begin_id - 1 if fresh else snapshot.cursor)
+        return CycleClaim(batches, snapshot.cursor, fresh[-1].begin_id - 1 if fresh else snapshot.cursor,
+                          begin_at=start)
 
     @staticmethod
     def _plan(snapshot: _Snapshot, batch_size: int, offsets: list[int],
@@ -189,16 +202,17 @@ class Tracker:
         k = self.keys
         now = self.clock()
         pipe = self.redis.pipeline(transaction=True)
-        pipe.hmget(k.meta, ["cursor", "min_id"])
+        pipe.hmget(k.meta, ["cursor", "min_id", "planned_until"])
         pipe.exists(k.stop)
         pipe.zrangebyscore(k.leases, "-inf", now, start=0, num=limit)
-        (cursor, min_id), stopped, due = pipe.execute()
+        (cursor, min_id, planned_until), stopped, due = pipe.execute()
         if cursor is None:
             raise TrackerError(f"backfill {self.name!r} has not started (no cursor in Redis); "
                                "start() it with the table's bounds first")
         entries = self.redis.hmget(k.inflight, due) if due else []
         return _Snapshot(
             cursor=int(cursor), min_id=int(min_id), stopped=bool(stopped), now=now,
+            planned_until=None if planned_until is None else float(planned_until),
             due={IdRange.parse(text(m)): text(raw) for m, raw in zip(due, entries, strict=True) if raw is not None},
         )
 
@@ -286,6 +300,14 @@ class Tracker:
         held = [IdRange.parse(text(key)).end_id for key in
                 [*self.redis.hkeys(self.keys.inflight), *self.redis.hkeys(self.keys.failed)]]
         return max([int(cursor), *held])
+
+    def planned_until(self) -> float | None:
+        """Epoch second at which the last claimed cycle's plan ends: where the next cycle may begin."""
+        value = self.redis.hget(self.keys.meta, "planned_until")
+        return None if value is None else float(value)
+
+    def in_flight_count(self) -> int:
+        return int(self.redis.hlen(self.keys.inflight))
 
     def next_lease_deadline(self) -> float | None:
         """Epoch second at which the earliest in-flight range becomes due for re-planning."""

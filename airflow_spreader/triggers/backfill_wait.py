@@ -11,12 +11,13 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_spreader.hooks.spreader import SpreaderHook
 
-WaitFor = Literal["due_or_stopped", "resumed"]
+WaitFor = Literal["due_or_stopped", "resumed", "settled"]
 
 
 class BackfillWaitTrigger(BaseTrigger):
     """Fire at ``moment``, or at once when the backfill is stopped (``due_or_stopped``, for batches),
-    or when its stop flag is cleared (``resumed``, for the chain of cycles).
+    or when its stop flag is cleared (``resumed``, for the chain of cycles), or, with ``settled``, at
+    ``moment``, on a stop, or as soon as no range is in flight (the chain's wait at the end of a backfill).
 
     Unlike the standard DateTimeTrigger, which wakes on whole-second polls, it sleeps exactly until
     the moment when that is nearer than the next stop-flag check, so batches start on time; and a
@@ -30,8 +31,8 @@ class BackfillWaitTrigger(BaseTrigger):
             moment = datetime.fromisoformat(moment)
         if moment is not None and moment.tzinfo is None:
             raise ValueError(f"moment must be timezone-aware, got naive {moment.isoformat()}")
-        if wait_for == "due_or_stopped" and moment is None:
-            raise ValueError("a moment is needed to wait for a batch's time")
+        if wait_for in ("due_or_stopped", "settled") and moment is None:
+            raise ValueError(f"a moment is needed to wait with {wait_for!r}")
         self.backfill = backfill
         self.redis_conn_id = redis_conn_id
         self.moment = moment
@@ -57,6 +58,9 @@ class BackfillWaitTrigger(BaseTrigger):
                 continue
             if stopped:
                 yield TriggerEvent({"status": "stopped"})
+                return
+            if self.wait_for == "settled" and await asyncio.to_thread(tracker.in_flight_count) == 0:
+                yield TriggerEvent({"status": "settled"})
                 return
             assert self.moment is not None
             remaining = (self.moment - datetime.now(timezone.utc)).total_seconds()

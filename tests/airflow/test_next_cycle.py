@@ -1,5 +1,7 @@
-"""The chain task's wait for the cycle's planned end, under dag.test(): a short wait sleeps in the task
-(a deferral and its resume would add 1-3 s between cycles), and a stop during it still holds the chain."""
+"""The chain task under dag.test(): it triggers the next cycle ``lead_seconds`` before the cycle's planned
+end (a short wait sleeps in the task: a deferral and its resume would add 1-3 s), a stop during the wait
+holds the chain, a later cycle planned by another run ends this chain, and a cycle with nothing left to
+plan waits for the ranges in flight, then ends the backfill."""
 
 from __future__ import annotations
 
@@ -44,9 +46,9 @@ def delete_runs() -> None:
         session.execute(delete(DagRun).where(DagRun.dag_id == NAME))
 
 
-def run_chain(ends_in: float, capfd: pytest.CaptureFixture) -> tuple[Any, str]:
+def run_chain(ends_in: float, capfd: pytest.CaptureFixture, **conf: Any) -> tuple[Any, str]:
     dag = load_dag_file(TESTS / "airflow" / "dags" / "spreader_test_next_cycle.py").dag
-    dag_run = dag.test(run_conf={"ends_in": ends_in})
+    dag_run = dag.test(run_conf={"ends_in": ends_in, **conf})
     output = capfd.readouterr()
     return dag_run, output.out + output.err
 
@@ -81,7 +83,7 @@ def test_a_short_wait_sleeps_in_the_task_then_triggers_at_the_planned_end(
         tracker: Tracker, capfd: pytest.CaptureFixture) -> None:
     dag_run, log = run_chain(3.0, capfd)
     assert str(dag_run.state) == "success"
-    assert "waiting in the task until the cycle's planned end" in log
+    assert "waiting in the task until then" in log
     assert "DEFERRED" not in log.upper().replace(" ", "_"), "a short wait must not defer"
     triggered = [datetime.fromisoformat(stamp) for stamp in TRIGGERED.findall(log)]
     end = planned_end(dag_run.run_id)
@@ -113,3 +115,59 @@ def test_a_stop_during_the_short_wait_holds_the_chain_until_go(
     assert "is stopped: waiting (deferred) for `go`" in log
     triggered = [datetime.fromisoformat(stamp) for stamp in TRIGGERED.findall(log)]
     assert len(triggered) == 1 and triggered[0] >= went_at[0], "triggered while the backfill was stopped"
+
+
+def test_the_next_cycle_is_triggered_lead_seconds_before_the_planned_end(
+        tracker: Tracker, capfd: pytest.CaptureFixture) -> None:
+    dag_run, log = run_chain(7.0, capfd, lead=5)
+    assert str(dag_run.state) == "success"
+    triggered = [datetime.fromisoformat(stamp) for stamp in TRIGGERED.findall(log)]
+    end = planned_end(dag_run.run_id)
+    assert len(triggered) == 1 and end is not None
+    assert end - timedelta(seconds=5) <= triggered[0] < end - timedelta(seconds=3)
+
+
+def test_a_later_cycle_planned_by_another_run_ends_this_chain(tracker: Tracker,
+                                                             capfd: pytest.CaptureFixture) -> None:
+    later = datetime.now().astimezone() + timedelta(seconds=60)  # another run planned until then
+    tracker.claim_cycle(batch_size=10, per_second=1, duration=1, begin_at=later, lease_seconds=600)
+    dag_run, log = run_chain(2.0, capfd)
+    assert str(dag_run.state) == "success"
+    assert "carries the chain: nothing to trigger here" in log
+    assert TRIGGERED.findall(log) == []
+
+
+def test_with_nothing_left_to_plan_it_waits_for_the_ranges_in_flight_then_ends_the_backfill(
+        tracker: Tracker, capfd: pytest.CaptureFixture) -> None:
+    tracker.reset()
+    tracker.start(max_id=20)
+    earlier = datetime.now().astimezone() - timedelta(seconds=30)  # the last cycle with batches
+    [first, second] = tracker.claim_cycle(batch_size=10, per_second=2, duration=1, begin_at=earlier,
+                                          lease_seconds=600).batches
+    for batch in (first, second):
+        tracker.begin(batch)
+    tracker.complete(first)
+
+    completed_at: list[float] = []
+
+    def finish_the_last_batch_later() -> None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:  # the plan task has run: the chain task waits for the batch
+            run_id = latest_run_id()
+            if run_id and planned_end(run_id):
+                break
+            time.sleep(0.05)
+        time.sleep(4)
+        tracker.complete(second)
+        completed_at.append(time.monotonic())
+
+    worker = threading.Thread(target=finish_the_last_batch_later)
+    worker.start()
+    dag_run, log = run_chain(0.0, capfd, batches=0)
+    ended_at = time.monotonic()
+    worker.join()
+    assert str(dag_run.state) == "success"
+    assert "waiting (deferred) for the 1 batches in flight" in log
+    assert "Backfill 'spreader_test_next_cycle' finished" in log
+    assert TRIGGERED.findall(log) == [], "nothing was left to plan: no further cycle"
+    assert completed_at and ended_at - completed_at[0] < 30, "it ended on the last completion, not at the lease"

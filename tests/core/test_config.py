@@ -20,7 +20,7 @@ PREFIX = "invalid spreader configuration: "
 REQUIRED = {"batch_size": 10, "duration": 30, "per_second_on_peak": 2, "per_second_off_peak": 4.5}
 ALLOWED = (
     "batch_size, duration, per_second_on_peak, per_second_off_peak, on_peak_timezone, on_peak_wday_begin, "
-    "on_peak_wday_end, on_peak_hour_begin, on_peak_hour_end, lease_seconds, max_tasks_per_cycle"
+    "on_peak_wday_end, on_peak_hour_begin, on_peak_hour_end, lease_seconds, max_tasks_per_cycle, lead_seconds"
 )
 ZONE_RULE = "must be an IANA time zone name such as 'UTC' or 'Europe/Paris'"
 INT_GE_1 = "must be an integer >= 1"
@@ -28,6 +28,7 @@ NUMBER = "must be a finite number > 0"
 WDAY = "must be an integer from 0 to 6 (0 = Sunday)"
 HOUR = "must be an integer from 0 to 23"
 TASKS = "must be an integer from 1 to 1024"
+LEAD = "must be an integer from 0 to 3600"
 
 
 def error_of(data: object) -> ConfigError:
@@ -47,6 +48,7 @@ def test_optional_fields_have_documented_defaults() -> None:
         "on_peak_hour_end": 17,
         "lease_seconds": 3600,
         "max_tasks_per_cycle": 64,
+        "lead_seconds": 6,
     }
     assert SpreadConfig.from_dict(REQUIRED) == config
 
@@ -56,7 +58,7 @@ def test_defaults_for_a_new_backfill() -> None:
     assert SpreadConfig.default().to_json(indent=None) == (
         '{"batch_size": 100, "duration": 120, "per_second_on_peak": 0.5, "per_second_off_peak": 1.0, '
         '"on_peak_timezone": "UTC", "on_peak_wday_begin": 1, "on_peak_wday_end": 5, "on_peak_hour_begin": 9, '
-        '"on_peak_hour_end": 17, "lease_seconds": 3600, "max_tasks_per_cycle": 64}'
+        '"on_peak_hour_end": 17, "lease_seconds": 3600, "max_tasks_per_cycle": 64, "lead_seconds": 6}'
     )
     assert json.dumps(DEFAULTS) == SpreadConfig.default().to_json(indent=None)
 
@@ -108,6 +110,9 @@ BAD_VALUES = [
     ("max_tasks_per_cycle", 0, TASKS),
     ("max_tasks_per_cycle", 1025, TASKS),
     ("max_tasks_per_cycle", False, TASKS),
+    ("lead_seconds", -1, LEAD),
+    ("lead_seconds", 3601, LEAD),
+    ("lead_seconds", 2.5, LEAD),
 ]
 
 
@@ -292,6 +297,7 @@ VALID: dict[str, st.SearchStrategy[Any]] = {
     "on_peak_hour_end": st.integers(0, 23),
     "lease_seconds": st.integers(1, 10**9),
     "max_tasks_per_cycle": st.integers(1, 1024),
+    "lead_seconds": st.integers(0, 3600),
 }
 valid_dicts = st.fixed_dictionaries(
     {name: VALID[name] for name in REQUIRED},
@@ -314,6 +320,7 @@ INVALID: dict[str, st.SearchStrategy[Any]] = {
     "on_peak_hour_end": st.one_of(bad_int, st.integers(max_value=-1), st.integers(min_value=24)),
     "lease_seconds": st.one_of(bad_int, st.integers(max_value=0)),
     "max_tasks_per_cycle": st.one_of(bad_int, st.integers(max_value=0), st.integers(min_value=1025)),
+    "lead_seconds": st.one_of(bad_int, st.integers(max_value=-1), st.integers(min_value=3601)),
 }
 
 

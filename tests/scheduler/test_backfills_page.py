@@ -283,12 +283,12 @@ def log_in_and_open_the_page(page: Any, stack: AirflowStack) -> Any:
 
 
 def stable(tracker: Tracker) -> Callable[[], bool]:
-    """A condition: the progress did not change over the last 3 s."""
+    """A condition: the progress (every counter and timestamp) did not change over the last 3 s. The next
+    cycle is planned while this one's batches are held, and its batches start: wait for those too."""
     last: list[Any] = [None, time.monotonic()]
 
     def check() -> bool:
-        progress = tracker.progress()
-        now = (progress.ids_done, progress.batches_done, progress.in_flight, progress.batches_failed)
+        now = tracker.progress()
         if now != last[0]:
             last[:] = [now, time.monotonic()]
             return False

@@ -106,7 +106,8 @@ def test_a_backfill_on_celery_with_two_workers_completes_exactly_once(
     assert len(runs) >= 2 and {run["state"] for run in runs} == {"success"}, runs
 
     batch_tis = {(run["dag_run_id"], ti["map_index"]): ti for run in runs
-                 for ti in stack.client.task_instances(DAG_ID, run["dag_run_id"]) if ti["task_id"] == "batches"}
+                 for ti in stack.client.task_instances(DAG_ID, run["dag_run_id"])
+                 if ti["task_id"] == "batches" and ti["map_index"] >= 0}  # the last run's cycle has none
     assert batch_tis and {ti["state"] for ti in batch_tis.values()} == {"success"}
     assert {ti.get("executor") for ti in batch_tis.values()} <= {None, "CeleryExecutor"}
     by_worker = {worker: executed_batches(stack, worker) for worker in WORKERS}

@@ -204,3 +204,48 @@ def test_a_batch_that_failed_in_this_attempt_waits_for_the_retry(tracker: Tracke
     assert tracker.fail(batch, "boom", final=False, attempt="run/0/1") == "retry"
     assert tracker.begin(batch, attempt="run/0/1") == "failed-this-try"
     assert tracker.begin(batch, attempt="run/0/2") == "run"
+
+
+def tiled(tracker: Tracker, at: datetime, duration: float = 10) -> tuple[datetime | None, list[ClaimedBatch]]:
+    claimed = tracker.claim_cycle(batch_size=5, per_second=1, duration=duration, begin_at=at, lease_seconds=600,
+                                  after_previous=True)
+    return claimed.begin_at, claimed.batches
+
+
+def test_a_cycle_planned_early_begins_where_the_previous_one_ends(tracker: Tracker) -> None:
+    tracker.start(max_id=1000)
+    begin, first = tiled(tracker, T)
+    assert begin == T and first[0].run_at == T
+    assert tracker.planned_until() == (T + timedelta(seconds=10)).timestamp()
+    begin, second = tiled(tracker, T + timedelta(seconds=4))  # the next run was started 6 s early
+    assert begin == T + timedelta(seconds=10)
+    assert [b.run_at for b in second] == [T + timedelta(seconds=10 + k) for k in range(10)]
+    assert first[-1].run_at < second[0].run_at, "two cycles overlap in time: the rate would double"
+    begin, third = tiled(tracker, T + timedelta(seconds=60))  # after a pause: no waiting for the past
+    assert begin == T + timedelta(seconds=60) and third[0].run_at == begin
+
+
+def test_without_after_previous_a_cycle_begins_when_asked(tracker: Tracker) -> None:
+    tracker.start(max_id=1000)
+    tiled(tracker, T)
+    claimed = tracker.claim_cycle(batch_size=5, per_second=1, duration=10, begin_at=T + timedelta(seconds=4),
+                                  lease_seconds=600)
+    assert claimed.begin_at == T + timedelta(seconds=4) == claimed.batches[0].run_at
+
+
+def test_a_preview_shows_the_tiled_begin_and_claims_nothing(tracker: Tracker) -> None:
+    tracker.start(max_id=1000)
+    tiled(tracker, T)
+    preview = tracker.preview_cycle(batch_size=5, per_second=1, duration=10, begin_at=T, after_previous=True)
+    assert preview.begin_at == T + timedelta(seconds=10) == preview.batches[0].run_at
+    assert tracker.planned_until() == (T + timedelta(seconds=10)).timestamp()
+    assert tracker.progress().batches_planned == 10
+
+
+def test_a_second_planner_asking_for_the_same_moment_gets_the_next_cycle(tracker: Tracker) -> None:
+    """A double trigger: the second cycle follows the first instead of doubling the rate (the race itself:
+    tests/state/test_tracker_races.py)."""
+    tracker.start(max_id=1000)
+    other = Tracker(tracker.name, redis.Redis(connection_pool=tracker.redis.connection_pool), clock=tracker.clock)
+    begins = sorted(begin for begin, _ in (tiled(tracker, T), tiled(other, T)) if begin is not None)
+    assert begins == [T, T + timedelta(seconds=10)]

@@ -21,19 +21,22 @@ BEGIN = datetime(2027, 1, 15, 8, tzinfo=timezone.utc)
 def claim_until_exhausted(url: str, name: str, results: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
     tracker = Tracker(name, redis.Redis.from_url(url))
     spans: list[tuple[int, int]] = []
+    windows: list[float] = []
     while True:
         claim = tracker.claim_cycle(batch_size=7, per_second=5, duration=2, begin_at=BEGIN,
-                                    lease_seconds=86_400 * 365 * 100)
+                                    lease_seconds=86_400 * 365 * 100, after_previous=True)
         if not claim.batches:
             break
+        assert claim.begin_at is not None
+        windows.append(claim.begin_at.timestamp())
         spans.extend((b.begin_id, b.end_id) for b in claim.batches)
         for batch in claim.batches[::3]:  # completions race the planners too
             tracker.begin(batch)
             tracker.complete(batch)
-    results.put(spans)
+    results.put((spans, windows))
 
 
-def test_planners_in_several_processes_never_receive_overlapping_ranges(redis_url: str) -> None:
+def test_planners_in_several_processes_never_receive_overlapping_ranges_or_times(redis_url: str) -> None:
     name = f"race-{uuid.uuid4().hex[:10]}"
     tracker = Tracker(name, redis.Redis.from_url(redis_url))
     tracker.start(max_id=20_000)
@@ -49,9 +52,13 @@ def test_planners_in_several_processes_never_receive_overlapping_ranges(redis_ur
             worker.join(30)
     finally:
         tracker.reset()
-    assert all(per_worker), "every planner should have won some cycles"
-    ids = sorted(i for spans in per_worker for begin, end in spans for i in range(begin, end + 1))
+    assert all(spans for spans, _ in per_worker), "every planner should have won some cycles"
+    ids = sorted(i for spans, _ in per_worker for begin, end in spans for i in range(begin, end + 1))
     assert ids == list(range(1, 20_001))
+    # Every planner asked to begin at BEGIN; each cycle begins where the previous claimed one ends, so the
+    # 2-s cycles tile the time line whoever won each race: the rate is never doubled.
+    begins = sorted(begin for _, windows in per_worker for begin in windows)
+    assert begins == [BEGIN.timestamp() + 2 * k for k in range(len(begins))]
 
 
 class TrackerHistory(RuleBasedStateMachine):

@@ -1,17 +1,18 @@
 -- Commit a cycle planned from a snapshot, if the facts it relied on still hold: the cursor is
 -- unchanged and every replayed range is still in flight as read and still due. Completions of
 -- other ranges do not conflict. Returns {1, first_token}, {0} on conflict, {-1} when stopped.
+-- It also records the cycle's planned end, where the next cycle may begin (Tracker.claim_cycle).
 -- KEYS[1] meta, KEYS[2] leases, KEYS[3] inflight, KEYS[4] stats, KEYS[5] stop, KEYS[6] seq
--- ARGV: expected_cursor, new_cursor, lease, now, n_fresh, ids_fresh, then per batch
+-- ARGV: expected_cursor, new_cursor, lease, now, n_fresh, ids_fresh, planned_until, then per batch
 --       range, run_at, expected inflight JSON ('' for a fresh range)
 if redis.call('EXISTS', KEYS[5]) == 1 then return {-1} end
 if redis.call('HGET', KEYS[1], 'cursor') ~= ARGV[1] then return {0} end
 local now = tonumber(ARGV[4])
 local lease = tonumber(ARGV[3])
-local count = (#ARGV - 6) / 3
+local count = (#ARGV - 7) / 3
 local replays = 0
 for i = 0, count - 1 do
-  local range, expected = ARGV[7 + i * 3], ARGV[9 + i * 3]
+  local range, expected = ARGV[8 + i * 3], ARGV[10 + i * 3]
   if expected ~= '' then
     replays = replays + 1
     if redis.call('HGET', KEYS[3], range) ~= expected then return {0} end
@@ -21,7 +22,7 @@ for i = 0, count - 1 do
 end
 local first = redis.call('INCRBY', KEYS[6], count) - count + 1
 for i = 0, count - 1 do
-  local range, run_at, expected = ARGV[7 + i * 3], tonumber(ARGV[8 + i * 3]), ARGV[9 + i * 3]
+  local range, run_at, expected = ARGV[8 + i * 3], tonumber(ARGV[9 + i * 3]), ARGV[10 + i * 3]
   local entry = {token = first + i, run_at = run_at, lease = lease, attempts = 0}
   if expected ~= '' then
     local old = cjson.decode(expected)
@@ -31,7 +32,7 @@ for i = 0, count - 1 do
   redis.call('HSET', KEYS[3], range, cjson.encode(entry))
   redis.call('ZADD', KEYS[2], run_at + lease, range)
 end
-redis.call('HSET', KEYS[1], 'cursor', ARGV[2], 'last_activity', ARGV[4])
+redis.call('HSET', KEYS[1], 'cursor', ARGV[2], 'last_activity', ARGV[4], 'planned_until', ARGV[7])
 redis.call('HINCRBY', KEYS[4], 'batches_planned', tonumber(ARGV[5]))
 redis.call('HINCRBY', KEYS[4], 'ids_planned', tonumber(ARGV[6]))
 redis.call('HINCRBY', KEYS[4], 'batches_replanned', replays)

@@ -1,6 +1,7 @@
 """The chain task alone (an airflow dag file): a stand-in plan task says when the cycle ends.
 
-The run's conf ``{"ends_in": SECONDS}`` sets the cycle's planned end that many seconds after the plan task.
+The run's conf ``{"ends_in": SECONDS}`` sets the cycle's planned end that many seconds after the plan task;
+``lead`` is the cycle's ``lead_seconds``, ``batches`` how many batches its plan claimed.
 """
 
 from __future__ import annotations
@@ -21,8 +22,10 @@ with DAG(NAME, schedule=None, start_date=datetime(2024, 1, 1, tzinfo=timezone.ut
 
     @task(task_id="plan")
     def plan(**context: Any) -> None:
-        ends_in = float(context["dag_run"].conf.get("ends_in", 1.5))
-        begin_at = datetime.now(timezone.utc) + timedelta(seconds=ends_in - DURATION)
-        context["ti"].xcom_push(key=CYCLE_XCOM_KEY, value={"begin_at": begin_at.isoformat(), "duration": DURATION})
+        conf = context["dag_run"].conf
+        begin_at = datetime.now(timezone.utc) + timedelta(seconds=float(conf.get("ends_in", 1.5)) - DURATION)
+        context["ti"].xcom_push(key=CYCLE_XCOM_KEY, value={
+            "begin_at": begin_at.isoformat(), "duration": DURATION, "lead_seconds": conf.get("lead", 0),
+            "batches": conf.get("batches", 1)})
 
     plan() >> NextCycleOperator(task_id="next_cycle", backfill=NAME, config_variable=f"spreader__{NAME}")
