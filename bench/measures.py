@@ -39,14 +39,18 @@ def cycle_bounds(run: Run) -> list[tuple[float, float, int]]:
 
 
 def sustained_rate(run: Run) -> tuple[float, float]:
-    """The long-run rate, batches per second from one cycle's begin to the next one's (so the gap between
-    them counts), over every whole period of the run; and the mean gap between a cycle's planned end and
-    the next cycle's begin, in seconds."""
-    cycles = cycle_bounds(run)
-    if len(cycles) < 2:
+    """The long-run rate actually achieved: every batch over the time from the first cycle's begin to the
+    last cycle's planned end, that end pushed back by the lateness of the last batch (so gaps between
+    cycles and late starts count); and the mean planned gap between a cycle's planned end and the next
+    cycle's begin, in seconds."""
+    cycles = [c for c in cycle_bounds(run) if c[2] > 0]
+    timed = [b for b in run.batches if b.planned is not None]
+    if not cycles or not timed:
         return 0.0, 0.0
+    last = max(timed, key=lambda b: (b.planned or 0.0, b.started))
+    span = cycles[-1][0] + cycles[-1][1] - cycles[0][0] + max(0.0, last.started - (last.planned or 0.0))
     gaps = [nxt[0] - (cur[0] + cur[1]) for cur, nxt in itertools.pairwise(cycles)]
-    return sum(c[2] for c in cycles[:-1]) / (cycles[-1][0] - cycles[0][0]), statistics.fmean(gaps)
+    return len(run.batches) / span, statistics.fmean(gaps) if gaps else 0.0
 
 
 def late_at_cycle_start(run: Run, late_after: float = 1.0, window: float = 5.0) -> tuple[int, int]:
@@ -122,7 +126,7 @@ def phases(run: Run) -> dict[str, float]:
             med(between_batches([b for g in workers.values() for b in g])),
         "last batch's work -> TI end, median (teardown, XCom)": med(work_to_ti_end),
         STAGGER: max(g[0].started for g in workers.values()) - min(g[0].started for g in workers.values()),
-        "last batch TI end -> run end (next_cycle, report)":
+        "last batch TI end -> run end (report; next_cycle ran beside the batches)":
             (epoch(run.runs[0]["end_date"]) or 0) - last_ti_end,
         "trigger -> first batch's work": min(b.started for b in run.batches) - run.triggered,
     }
@@ -136,44 +140,51 @@ def cpu_per_1000(run: Run, idle: dict[str, float]) -> dict[str, float]:
     return net
 
 
-#: The consecutive steps from one cycle's planned end to the next cycle's begin (their sum is the gap).
+#: The consecutive steps from the moment a cycle's run triggers the next one (its planned end E minus
+#: lead_seconds) to the next cycle's first batch task instance running; their sum is the start-up the lead
+#: must cover.
 GAP_STEPS = (
-    "planned end -> last batch TI ended (its last batch is due before the end)",
-    "last batch TI ended -> next_cycle running (scheduler, task process start)",
-    "next_cycle running -> next run created (checkpoint, progress, trigger)",
-    "next run created -> this run ended (next_cycle, report; max_active_runs = 1 holds the new run queued)",
-    "this run ended -> next run running (scheduler starts the queued run)",
+    "E - lead -> next run created (next_cycle wakes, checkpoint, trigger)",
+    "next run created -> next run running (scheduler; max_active_runs = 2)",
     "next run running -> its plan TI queued (scheduler)",
     "plan TI queued -> running (executor, task process start)",
-    "plan TI running -> cycle begin (Variable, Redis, pool check; begin_at = now)",
+    "plan TI running -> ended (Variable, Redis, pool check, claim)",
+    "plan TI ended -> first batch TI running (mapping expansion, pool slot, task process start)",
 )
+#: Derived per transition: what is left of the lead when the next cycle's first batch TI runs (positive:
+#: on time), the planned gap (next begin - E) and the next cycle's first batch's lateness.
+LEAD_LEFT, GAP, FIRST_LATE = ("lead left at E (E - first batch TI running)", "gap: planned end -> next cycle's begin",
+                              "next cycle's first batch: start - planned")
 
 
 def cycle_gaps(run: Run) -> list[dict[str, float]]:
-    """For each pair of consecutive cycles, the seconds of each step of ``GAP_STEPS`` and their sum, ``gap``:
-    from the earlier cycle's planned end (``begin_at + duration``) to the later cycle's ``begin_at``. Read from
-    the task instances' and runs' dates (REST API) and the cycles' plans (XCom)."""
+    """For each pair of consecutive cycles with batches, the seconds of each step of ``GAP_STEPS``, and
+    ``LEAD_LEFT``, ``GAP`` and ``FIRST_LATE``. Read from the task instances' and runs' dates (REST API), the
+    cycles' plans (XCom) and the batches' own start times."""
     runs = {r["dag_run_id"]: r for r in run.runs}
     tis: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for ti in run.task_instances:
         tis[ti["dag_run_id"]].append(ti)
-    cycles = sorted(run.cycles, key=lambda c: epoch(c["begin_at"]) or 0.0)
+    cycles = sorted((c for c in run.cycles if int(c["batches"]) > 0), key=lambda c: epoch(c["begin_at"]) or 0.0)
     out = []
     for cur, nxt in itertools.pairwise(cycles):
         try:
-            batch_end = max(epoch(ti["end_date"]) or 0.0 for ti in tis[cur["run_id"]] if ti["task_id"] == "batches")
-            chain = next(ti for ti in tis[cur["run_id"]] if ti["task_id"] == "next_cycle")
+            end = (epoch(cur["begin_at"]) or 0.0) + float(cur["duration"])
             plan = next(ti for ti in tis[nxt["run_id"]] if ti["task_id"] == "plan")
-            created = runs[nxt["run_id"]].get("queued_at") or chain["end_date"]
-            moments = [(epoch(cur["begin_at"]) or 0.0) + float(cur["duration"]), batch_end,
-                       epoch(chain["start_date"]), epoch(created), epoch(runs[cur["run_id"]]["end_date"]),
-                       epoch(runs[nxt["run_id"]]["start_date"]),
-                       epoch(plan["queued_when"]), epoch(plan["start_date"]), epoch(nxt["begin_at"])]
+            first_ti = min(epoch(ti["start_date"]) or float("inf") for ti in tis[nxt["run_id"]]
+                           if ti["task_id"] == "batches" and ti["map_index"] >= 0)
+            low, high = int(nxt["cursor_after"]), int(nxt["cursor_before"])
+            first = min((b for b in run.batches if low < b.end_id <= high and b.planned is not None),
+                        key=lambda b: b.planned or 0.0)
+            moments = [end - float(cur.get("lead_seconds", 0)), epoch(runs[nxt["run_id"]].get("queued_at")),
+                       epoch(runs[nxt["run_id"]]["start_date"]), epoch(plan["queued_when"]),
+                       epoch(plan["start_date"]), epoch(plan["end_date"]), first_ti]
         except (KeyError, StopIteration, ValueError):
             continue
-        if any(m is None for m in moments):
+        if any(m is None or m == float("inf") for m in moments):
             continue
         points = [float(m or 0.0) for m in moments]
         steps = {name: b - a for name, (a, b) in zip(GAP_STEPS, itertools.pairwise(points), strict=True)}
-        out.append({**steps, "gap": points[-1] - points[0]})
+        out.append({**steps, LEAD_LEFT: end - points[-1], GAP: (epoch(nxt["begin_at"]) or 0.0) - end,
+                    FIRST_LATE: first.started - (first.planned or 0.0)})
     return out

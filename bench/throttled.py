@@ -3,16 +3,18 @@ burst above its own plan? And where does the time between two cycles go?"""
 
 from __future__ import annotations
 
-import math
 import statistics
 from dataclasses import dataclass
 
 from airflow_spreader.core.config import DEFAULTS
 from bench import workload
 from bench.common import Section, Stats, Table, fmt, percentile
-from bench.harness import BenchStack, Run
+from bench.harness import BenchStack, Run, epoch
 from bench.measures import (
+    FIRST_LATE,
+    GAP,
     GAP_STEPS,
+    LEAD_LEFT,
     cpu_per_1000,
     cycle_gaps,
     in_cycle_rate,
@@ -51,8 +53,9 @@ def throttled_runs(stack: BenchStack, params: Params, section: Section) -> list[
                f"{params.pool}: workers are not the limit. With 8 task instances (TIs) a TI's consecutive batches "
                "are 8 slots apart (4 s at 2/s, 1.6 s at 5/s) and it sleeps between them; with 64 (the default "
                "max_tasks_per_cycle) they are 32 s apart at 2/s and the TI defers to the triggerer between them. "
-               "Sustained = the batches of every cycle but the last over the time from the first cycle's begin to "
-               "the last one's (whole periods, gaps between cycles included: the long-run rate); within cycles = "
+               "Sustained = every batch over the time from the first cycle's begin to the last cycle's planned "
+               "end, pushed back by the last batch's lateness (gaps between cycles and late starts included: the "
+               "long-run rate); within cycles = "
                "each cycle's batches over its planned duration (gaps excluded). Lateness = actual start - planned "
                "start, per batch. Peak 5-s rate: most starts in any 5 s, against the same measure of the plan "
                "(1.0 = never faster than planned)."),
@@ -88,20 +91,23 @@ def throttled_runs(stack: BenchStack, params: Params, section: Section) -> list[
 
 
 def gap_table(results: list[ThrottledResult]) -> Table:
-    """Where the time between two cycles goes: each step's seconds, median over the run's cycle transitions."""
+    """The hand-over between two cycles, step by step, by run and over every run."""
     per_case = [(t.case.label, cycle_gaps(t.run)) for t in results]
     every = [g for _, gaps in per_case for g in gaps]
     table = Table(
-        "Throttled: the gap between two cycles, step by step",
+        "Throttled: the hand-over between two cycles, step by step",
         ["step", *[f"{label} ({len(gaps)})" for label, gaps in per_case], f"all ({len(every)}), median [min .. max]"],
-        intro=("Seconds from a cycle's planned end (`begin_at + duration`, from its plan's XCom) to the next "
-               "cycle's `begin_at`, cut at the moments the task instances and DAG runs record (REST API); the steps "
-               "are consecutive, so they add up to the gap (a negative step: that moment came before the previous "
-               "one). Median over each run's cycle transitions (their number in brackets)."),
+        intro=("Seconds from the moment a cycle's `next_cycle` is due to trigger the next run (the cycle's planned "
+               "end E = `begin_at + duration`, from its plan's XCom, minus `lead_seconds`) to the next cycle's first "
+               "batch task instance running, cut at the moments the task instances and DAG runs record (REST API); "
+               "the steps are consecutive, so they add up to the start-up that the lead must cover. Then what is "
+               "left of the lead at E (positive: the next cycle's task instances were up in time), the planned "
+               "gap (the next cycle's `begin_at` - E) and the lateness of the next cycle's first batch. Median "
+               "over each run's cycle transitions (their number in brackets)."),
     )
-    for name in [*GAP_STEPS, "gap"]:
+    for name in [*GAP_STEPS, LEAD_LEFT, GAP, FIRST_LATE]:
         cells = [f"{statistics.median(g[name] for g in gaps):.2f}" if gaps else "-" for _, gaps in per_case]
-        label = "**gap: planned end -> next cycle's begin**" if name == "gap" else name
+        label = f"**{name}**" if name in (LEAD_LEFT, GAP, FIRST_LATE) else name
         table.add(label, *cells, Stats.of(g[name] for g in every).fmt(3) if every else "-")
     return table
 
@@ -111,28 +117,9 @@ def throttled_analysis(results: list[ThrottledResult], phase_values: dict[str, l
     """Plain words on the throttled figures: what misses, why, what would fix it."""
     if not results:
         return []
-    gap = statistics.median(t.gap for t in results)
     low, high = (f(t.within / t.case.rate for t in results) for f in (min, max))
     held = f"{low:.0%}" if f"{low:.0%}" == f"{high:.0%}" else f"{low:.0%} to {high:.0%}"
-    to_first = statistics.median(phase_values["trigger -> first batch's work"]) if phase_values else float("nan")
-    lines = [gap_analysis(results, gap, held), gap_fix(to_first)]
-    early = sum(t.late_early for t in results)
-    late = sum(t.late_total for t in results)
-    start = to_first
-    tight = [t for t in results if t.case.groups <= 8]
-    lines.append(
-        f"**Lateness and bursts.** The median batch starts {statistics.median(x for t in results for x in t.late):.2f}"
-        f" s after its planned time, but the first batches of each cycle start late: `plan` sets the cycle's "
-        "begin to the moment it runs, and the batch task instances need a few seconds more to be up (scheduler "
-        "expanding the mapping, task process start, task runtime: see the unthrottled phases above, "
-        f"{start:.1f} s from trigger to first batch). Of the {late} batches more than 1 s late, {early} were "
-        "due in the first 5 s of their cycle. Those overdue batches then run back to back, so the start rate "
-        f"peaks at x{max(t.burst for t in tight):.2f} the plan's own peak over 5 s "
-        "(every task instance runs one overdue batch at once): a burst the database sees. Fix: the lead of the "
-        "gap's fix above, so that the first slots fall due when the task instances are up (the first cycle, "
-        "which has no previous end, plans `begin_at = now + lead`); and let a late task "
-        "instance keep its spacing (start its next batch no earlier than one group-width after the previous) "
-        "instead of catching up at full speed.")
+    lines = [handover_analysis(results, held), lateness_analysis(results)]
     deferred = [t for t in results if t.case.groups > 8]
     for t in deferred:
         same = [o for o in results if o.case.rate == t.case.rate and o.case.groups <= 8]
@@ -149,83 +136,57 @@ def throttled_analysis(results: list[ThrottledResult], phase_values: dict[str, l
     return lines
 
 
-def gap_analysis(results: list[ThrottledResult], gap: float, held: str) -> str:
-    """Why the sustained rate misses its target with short cycles, where the gap goes, and the fix."""
-    default = float(DEFAULTS["duration"])
+def handover_analysis(results: list[ThrottledResult], held: str) -> str:
+    """How cycles follow each other: the lead, the start-up it covers, and the sustained rate that results."""
+    lead = float(DEFAULTS["lead_seconds"])
     every = [g for t in results for g in cycle_gaps(t.run)]
-    steps = {name: statistics.median(g[name] for g in every) for name in GAP_STEPS} if every else {}
-    measured = statistics.median(g["gap"] for g in every) if every else gap
-    need = RATE_TARGET / (1 - RATE_TARGET) * measured
-    biggest = sorted(steps.items(), key=lambda kv: -kv[1])[:3]
-    after = sum(steps[name] for name in GAP_STEPS[3:]) if steps else float("nan")
-    where = ("; ".join(f"{name.split(' (')[0]}: {value:.2f} s" for name, value in biggest) if steps
-             else "(the runs' dates were not available)")
+    if not every:
+        return "**Throttled: hand-over between cycles.** No cycle transition could be read from the runs."
+    startup = statistics.median(sum(g[name] for name in GAP_STEPS) for g in every)
+    left = Stats.of(g[LEAD_LEFT] for g in every)
+    gap = Stats.of(g[GAP] for g in every)
+    first = Stats.of(g[FIRST_LATE] for g in every)
+    rates = "; ".join(f"{t.case.label}: {t.sustained / t.case.rate:.1%}" for t in results)
     missed = [t for t in results if t.sustained / t.case.rate < RATE_TARGET]
-    short = (f"The misses are the runs with {' and '.join(f'{d:g}' for d in sorted({t.case.duration for t in missed}))}"
-             "-s cycles, short on purpose to show the gap. " if missed else "No run misses it. ")
-    at_default = default / (default + measured)
+    verdict = (f"Every run holds the {RATE_TARGET:.0%} target." if not missed else
+               "Missed: " + ", ".join(t.case.label for t in missed) + (
+                   ": the next cycle's task instances were not up when the cycle ended (lead left below 0 in "
+                   "the table above), so its first batches started late; a larger `lead_seconds` fixes it."
+                   if left.median < 0 else ": see the lateness below."))
     return (
-        f"**Throttled: the rate is held within cycles ({held} of configured) and lost between them.** Each cycle "
-        f"begins {measured:.1f} s after the previous one's planned end (median over {len(every)} cycle "
-        f"transitions; by run, mean: {', '.join(f'{t.gap:.1f}' for t in results)} s), because the chain is "
-        "serial: the next cycle's `begin_at` is the moment its `plan` task runs, and that task exists only once "
-        "the cycle's last batch task instance has ended, `next_cycle` has been scheduled, started and has "
-        "triggered a new DAG run, and the scheduler has started that run and its `plan` task. The table above "
-        f"cuts the gap at each of those moments; the largest steps (medians) are {where}. From the trigger on "
-        f"(the current run ending, since the DAG allows one active run; the new run started, `plan` queued and "
-        f"started, `plan` reading its configuration) it is {after:.2f} s. {next_cycle_deferrals(results)}"
-        "The long-run rate is therefore D / (D + gap) of the configured one "
-        f"({'; '.join(f'{t.case.label}: {t.sustained / t.case.rate:.1%}' for t in results)}): the "
-        f"{RATE_TARGET:.0%} target needs cycles of at least {need:.0f} s with this gap. {short}"
-        "With the default duration "
-        f"(`DEFAULTS['duration']` = {default:g} s) the gap is a small fraction, {1 - at_default:.1%} of a "
-        f"period (sustained {at_default:.1%}, {'just above' if at_default >= RATE_TARGET else 'just under'} the "
-        f"target), and with the reference's 180-s cycles {measured / (180 + measured):.1%} (sustained "
-        f"{180 / (180 + measured):.1%}). Nothing is lost: the ids are all done, a little later than the "
-        "configured rate says.")
+        f"**Throttled: the rate is held within cycles ({held} of configured) and between them.** Cycles tile "
+        f"the time line: `next_cycle` runs beside the batches and triggers the next DAG run `lead_seconds` "
+        f"({lead:g} s by default) before the cycle's planned end E, and that run's `plan` begins its cycle at E "
+        "(the tracker records each claimed cycle's end; a plan that runs later begins at once). From that "
+        f"trigger to the next cycle's first batch task instance running takes {startup:.2f} s (median over "
+        f"{len(every)} cycle transitions; steps above), leaving {left.fmt(2)} s of the lead at E; the planned "
+        f"gap between cycles is {gap.fmt(2)} s, and the next cycle's first batch starts {first.fmt(2)} s after "
+        f"its planned time. The sustained rate, measured from the batches' actual starts, is therefore the "
+        f"rate within cycles whatever the duration ({rates}). {verdict} The cost: the two runs overlap by the "
+        "lead (`max_active_runs` = 2), and `next_cycle` is one more task instance per cycle that waits "
+        "(deferred past 10 s) for the whole cycle. Before this hand-over (the previous RESULTS), a cycle began "
+        "only once the previous one's last batch task instance had ended, about 2 s after its planned end, and "
+        "20-s cycles sustained 90% of the configured rate.")
 
 
-def next_cycle_deferrals(results: list[ThrottledResult]) -> str:
-    """A run whose ``next_cycle`` took seconds to trigger: it started before the planned end and deferred."""
-    per = [(t, gaps) for t in results if (gaps := cycle_gaps(t.run))]
-
-    def med(gaps: list[dict[str, float]], step: int) -> float:
-        return statistics.median(g[GAP_STEPS[step]] for g in gaps)
-
-    slow = [(t, gaps) for t, gaps in per if med(gaps, 2) > 2.0 and med(gaps, 0) + med(gaps, 1) < 0]
-    if not slow:
-        return ""
-    quick = [med(gaps, 2) for _, gaps in per if med(gaps, 2) <= 2.0]
-    text = " ".join(
-        f"In the {t.case.label} run, `next_cycle` took {med(gaps, 2):.2f} s to trigger: its last batch task "
-        f"instance ended {-med(gaps, 0):.2f} s before the planned end and `next_cycle` was running "
-        f"{med(gaps, 1):.2f} s later, still before that end, so it deferred until then (it waits for the planned "
-        "end in the triggerer) and resumed as a new task process." for t, gaps in slow)
-    if quick:
-        text += (f" The other runs' `next_cycle` took {min(quick):.2f} to {max(quick):.2f} s: it started about at "
-                 "the planned end and did not defer.")
-    return (text + " A short wait like this one (under the batch tasks' 10-s defer threshold) is cheaper as a "
-            "sleep in the task than as a deferral. ")
-
-
-def gap_fix(to_first: float) -> str:
-    """The proposed fix of the gap (not implemented here: the operators are outside the bench)."""
+def lateness_analysis(results: list[ThrottledResult]) -> str:
+    """Where late batches are: the first cycle (no previous cycle to start it early) or the others."""
+    late = sum(t.late_total for t in results)
+    early = sum(t.late_early for t in results)
+    first_cycle = 0
+    for t in results:
+        begins = sorted(epoch(c["begin_at"]) or 0.0 for c in t.run.cycles if int(c["batches"]) > 0)
+        if begins:
+            first_cycle += sum(1 for b in t.run.batches if b.planned is not None and b.started - b.planned > 1.0
+                               and 0 <= b.planned - begins[0] < 5.0)
+    tight = [t for t in results if t.case.groups <= 8]
+    burst = max((t.burst for t in tight), default=float("nan"))
     return (
-        "**What would fix the gap** (a proposal for `operators/next_cycle.py`, `operators/plan.py` and the DAG "
-        "factory; not done here): make cycles tile the time line instead of queueing behind each other. (1) "
-        "Trigger the next run a lead of a few seconds *before* the current cycle's planned end E = `begin_at + "
-        "duration`, from a task that does not wait for the batches: today `next_cycle` is downstream of every "
-        "batch task instance, and the last batch is due just before E, so it cannot start earlier; a small "
-        "chain task downstream of `plan` only, deferred until E - lead, can (the runs then overlap by the lead: "
-        "`max_active_runs` = 2; the tracker already lets a claim run while the previous cycle's batches are in "
-        "flight, under their leases). `next_cycle` keeps the end-of-backfill summary, the stop and the "
-        "failed-ranges handling, and no longer triggers; the chain task checks the stop flag and whether ids are "
-        "left before it triggers. (2) Pass E in the triggered run's `conf`, and let `plan` claim with "
-        "`begin_at = max(E, now)` instead of `now`, so that the next cycle's first slot falls due exactly at E. "
-        "With a lead longer than the time from trigger to the first batch's work (the run, `plan`, the mapping "
-        f"expansion, the batch task processes starting: {to_first:.1f} s in the unthrottled runs, phases table "
-        "above, so a "
-        f"lead of about {math.ceil(to_first) + 2} s on this machine, a configuration field), "
-        "the gap becomes max(0, that time - lead), about 0, and the sustained rate the within-cycle rate "
-        "(measured at 100%) whatever the duration; the same lead also removes the late first batches described "
-        "next. The cost: one more short, deferred task instance per cycle (section 4 prices a task instance).")
+        f"**Lateness and bursts.** The median batch starts {statistics.median(x for t in results for x in t.late):.2f}"
+        f" s after its planned time. Of the {late} batches more than 1 s late, {early} were due in the first 5 s "
+        f"of a cycle, {first_cycle} of them in the first 5 s of a run's first cycle: that cycle has no previous one "
+        "to start it early, so it begins when its `plan` runs, and its task instances need a few seconds more to "
+        "be up (scheduler expanding the mapping, task process start). Overdue batches run back to back, so the "
+        f"start rate peaks at x{burst:.2f} the plan's own peak over 5 s (8 task instances). A fix for the first "
+        "cycle (not done): begin it `lead_seconds` after its plan, as later cycles effectively are.")
+

@@ -107,7 +107,7 @@ def measure(op: str, processes: int, url: str, window: float) -> float:
 def planning_seconds(repeats: int) -> float:
     """The Python planning inside one ``claim_cycle`` of 1,350 batches (``Tracker._plan``: the planner's
     ``carve_ranges`` and ``schedule``), without Redis: median over ``repeats`` loops of 20 calls."""
-    snapshot = _Snapshot(cursor=TOP_ID, min_id=1, stopped=False, now=0.0, due={})
+    snapshot = _Snapshot(cursor=TOP_ID, min_id=1, stopped=False, now=0.0, due={}, planned_until=None)
     offsets = slot_offsets(PER_SECOND, DURATION)
     begin_at = datetime.now(timezone.utc)
     times = []

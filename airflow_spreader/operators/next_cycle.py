@@ -14,6 +14,7 @@ from airflow_spreader.hooks.spreader import SpreaderHook
 from airflow_spreader.operators import checkpoint
 from airflow_spreader.operators.plan import CYCLE_XCOM_KEY
 from airflow_spreader.state.records import Progress
+from airflow_spreader.state.tracker import Tracker
 from airflow_spreader.triggers.backfill_wait import BackfillWaitTrigger
 
 
@@ -39,10 +40,10 @@ class NextCycleOperator(BaseOperator):
     each other without a gap (the DAG allows two active runs for that) and without overlapping.
 
     It triggers nothing when a later cycle has been planned meanwhile (another run carries the chain),
-    and waits, deferred, for ``go`` while the backfill is stopped. In a cycle that found nothing left to
-    plan it waits for the ranges still in flight (or for their lease), then ends the chain: with the
-    summary when the backfill is finished, failing when only failed ranges remain; a range whose lease
-    ran out starts one more cycle, which plans it again.
+    and waits, deferred, for ``go`` while the backfill is stopped. Once every id is planned it ends the
+    chain as soon as nothing is in flight: with the summary when the backfill is finished, failing when
+    only failed ranges remain. A cycle that found nothing left to plan waits for the ranges still in
+    flight (or for their lease: a range whose lease ran out starts one more cycle, which plans it again).
     """
 
     ui_color = "#e6f4ea"
@@ -89,11 +90,17 @@ class NextCycleOperator(BaseOperator):
             result = summary(progress, now)
             self.log.info("Backfill %r finished: %s", self.backfill, result)
             return result
+        if progress.exhausted and progress.in_flight == 0:
+            raise FailedRangesRemain(
+                f"Backfill {self.backfill!r}: all ranges done except {progress.batches_failed} failed "
+                f"ones ({progress.ids_failed} ids); fix the work, then `airflow-spreader retry-failed "
+                f"{self.backfill}` (or Tracker.retry_failed()) and trigger the DAG")
         if cycle.get("batches") == 0 and progress.exhausted:
             return self.settle(context, tracker.next_lease_deadline(), progress, now)
         trigger_at = end - timedelta(seconds=float(cycle.get("lead_seconds", 0)))
         if trigger_at > now:
-            self.wait_until(trigger_at, now)
+            # Every id is planned: the backfill may finish before the next cycle is due; wake up if it does.
+            self.wait_until(tracker, trigger_at, now, settled=progress.exhausted)
             return self.decide(context)  # stopped, finished or superseded meanwhile?
         self.trigger_next(context)
         return None
@@ -101,11 +108,8 @@ class NextCycleOperator(BaseOperator):
     def settle(self, context: Context, lease_deadline: float | None, progress: Progress,
                now: datetime) -> dict[str, Any] | None:
         """Nothing is left to plan: wait for the ranges in flight, then end the chain (or re-plan a lost one)."""
-        if lease_deadline is None:
-            raise FailedRangesRemain(
-                f"Backfill {self.backfill!r}: all ranges done except {progress.batches_failed} failed "
-                f"ones ({progress.ids_failed} ids); fix the work, then `airflow-spreader retry-failed "
-                f"{self.backfill}` (or Tracker.retry_failed()) and trigger the DAG")
+        if lease_deadline is None:  # they finished meanwhile
+            return self.decide(context)
         due = datetime.fromtimestamp(lease_deadline, timezone.utc)
         if due > now:
             self.log.info("All ids planned; waiting (deferred) for the %d batches in flight, or their lease at %s",
@@ -116,15 +120,21 @@ class NextCycleOperator(BaseOperator):
         self.trigger_next(context)
         return None
 
-    def wait_until(self, moment: datetime, now: datetime) -> None:
-        """Sleep through a short wait; defer a long one, waking ``wake_margin`` early (a stop wakes it too)."""
+    def wait_until(self, tracker: Tracker, moment: datetime, now: datetime, *, settled: bool) -> None:
+        """Sleep through a short wait; defer a long one, waking ``wake_margin`` early. A stop ends the wait,
+        and so, with ``settled``, does the last range in flight finishing."""
         wait = (moment - now).total_seconds()
         if wait > self.defer_threshold:
             self.defer(trigger=BackfillWaitTrigger(self.backfill, self.redis_conn_id,
-                                                   moment - timedelta(seconds=self.wake_margin)),
+                                                   moment - timedelta(seconds=self.wake_margin),
+                                                   wait_for="settled" if settled else "due_or_stopped"),
                        method_name="resume")
         self.log.info("Next cycle in %.1f s: waiting in the task until then", wait)
-        time.sleep(wait)
+        deadline = time.monotonic() + wait
+        while (left := deadline - time.monotonic()) > 0:
+            if settled and tracker.in_flight_count() == 0:
+                return
+            time.sleep(min(left, 0.5) if settled else left)
 
     def trigger_next(self, context: Context) -> None:
         ti = context["ti"]

@@ -305,6 +305,19 @@ def test_plan_dry_run_shows_the_next_cycle_without_claiming_it(backfill: Backfil
     assert lines[3].split()[2:] == ["901", "1000"]
 
 
+def test_plan_dry_run_begins_where_the_cycle_under_way_ends(backfill: Backfill,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    backfill.set_variable(CONFIG)
+    backfill.tracker.start(max_id=100_000)
+    under_way = backfill.tracker.claim_cycle(batch_size=100, per_second=1, duration=30,
+                                             begin_at=datetime.now(timezone.utc), lease_seconds=600)
+    assert under_way.begin_at is not None
+    assert backfill.cli("plan", backfill.name, "--dry-run", "--json") == 0
+    plan = output(capsys)
+    ends = under_way.begin_at + timedelta(seconds=30)
+    assert datetime.fromisoformat(plan["begin_at"]) == ends == datetime.fromisoformat(plan["batches"][0]["run_at"])
+
+
 def test_plan_dry_run_of_a_stopped_backfill_plans_nothing(backfill: Backfill,
                                                           capsys: pytest.CaptureFixture[str]) -> None:
     backfill.set_variable(CONFIG)
