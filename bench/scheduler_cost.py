@@ -58,7 +58,8 @@ def solve(rows: list[list[float]], ys: list[float]) -> list[float]:
 
 
 def batch_tis(run: Run) -> int:
-    return sum(1 for ti in run.task_instances if ti["task_id"] == "batches")
+    """Mapped batch task instances (a cycle with nothing to plan has one unmapped, skipped placeholder)."""
+    return sum(1 for ti in run.task_instances if ti["task_id"] == "batches" and ti["map_index"] >= 0)
 
 
 def run(stack: BenchStack, quick: bool, top_id: int, idle: dict[str, float], others: list[Run]) -> Section:

@@ -97,9 +97,11 @@ class NextCycleOperator(BaseOperator):
                 f"{self.backfill}` (or Tracker.retry_failed()) and trigger the DAG")
         if cycle.get("batches") == 0 and progress.exhausted:
             return self.settle(context, tracker.next_lease_deadline(), progress, now)
-        trigger_at = end - timedelta(seconds=float(cycle.get("lead_seconds", 0)))
+        # Once every id is planned, an early next cycle has nothing to gain: wait until the planned end instead,
+        # waking as soon as the last batch is done, so that the chain usually ends in this run.
+        lead = 0.0 if progress.exhausted else float(cycle.get("lead_seconds", 0))
+        trigger_at = end - timedelta(seconds=lead)
         if trigger_at > now:
-            # Every id is planned: the backfill may finish before the next cycle is due; wake up if it does.
             self.wait_until(tracker, trigger_at, now, settled=progress.exhausted)
             return self.decide(context)  # stopped, finished or superseded meanwhile?
         self.trigger_next(context)

@@ -100,6 +100,6 @@ def test_a_backfill_runs_to_completion_exactly_once_under_the_scheduler(
     assert counters == {1: 2000}
     progress = tracker.progress()
     assert (progress.batches_done, progress.cycles, progress.batches_failed) == (40, 2, 0)
-    # One DAG run per cycle, then one that finds nothing left to plan, waits for the last batches and ends
-    # the chain by itself.
-    assert len(runs) == 3, runs
+    # One DAG run per cycle, the chain ending by itself: in the last cycle's run when its batches are done by
+    # its planned end, else in one more run that finds nothing left to plan and waits for them.
+    assert len(runs) in (2, 3), runs
