@@ -172,17 +172,23 @@ def handover_analysis(results: list[ThrottledResult], held: str) -> str:
 
 
 def within_miss(t: ThrottledResult) -> str:
-    """Why one run's rate within cycles misses: the late batches that stretch a cycle's span."""
+    """Why one run's rate within cycles misses: the late batch that stretches a cycle's span, and where it was."""
     worst = max(t.run.batches, key=lambda b: b.started - (b.planned or b.started))
+    begins = sorted(epoch(c["begin_at"]) or 0.0 for c in t.run.cycles if int(c["batches"]) > 0)
+    planned = worst.planned or worst.started
+    where = ("in the first 5 s of the run's first cycle, whose task instances all start at once, with no "
+             "previous cycle to start them early" if begins and 0 <= planned - begins[0] < 5 else
+             "at a hand-over, where the next cycle's task instances start a few seconds before the end and "
+             "those whose first batch is less than 10 s away sleep in their pool slot, while this cycle's last "
+             "batches, resumed from the triggerer, need a slot too" if any(0 <= b - planned < 10 for b in begins)
+             else "inside a cycle")
     return (
         f"**Within cycles, {t.case.label}: {t.within / t.case.rate:.1%}.** A cycle's span is stretched to its "
-        f"last start, and the latest batch started {worst.started - (worst.planned or worst.started):.2f} s after "
-        f"its planned time (p95 of all: {percentile(t.late, 95):.2f} s). At a hand-over the next cycle's "
-        f"{t.case.groups} task instances start a few seconds before the end, and those whose first batch is less "
-        "than 10 s away sleep in their pool slot until it is due, while this cycle's last batches, resumed from "
-        f"the triggerer, need a slot too: a pool of {t.run.scenario.pool_slots} for {t.case.groups} task instances "
-        "makes them wait. Not fixed here: a task instance could defer its first wait when it is longer than a "
-        "few seconds (freeing the slot), or the pool be sized to the task instances that wait at once.")
+        f"last start, and the latest batch started {worst.started - planned:.2f} s after its planned time (p95 of "
+        f"all: {percentile(t.late, 95):.2f} s), {where}: {t.case.groups} task instances share a pool of "
+        f"{t.run.scenario.pool_slots} slots. Not fixed here: a task instance could defer its first wait when it "
+        "is longer than a few seconds (freeing its slot), or the pool be sized to the task instances that run "
+        "at once; the sustained rate holds.")
 
 
 def lateness_analysis(results: list[ThrottledResult]) -> str:
