@@ -79,6 +79,16 @@ def latest_run_id() -> str | None:
                               .order_by(DagRun.id.desc()))
 
 
+def wait_for_the_plan(timeout: float = 120) -> None:
+    """Until the running DAG run's plan task has pushed its cycle: the chain task is then waiting."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        run_id = latest_run_id()
+        if run_id and planned_end(run_id):
+            return
+        time.sleep(0.05)
+
+
 def test_a_short_wait_sleeps_in_the_task_then_triggers_at_the_planned_end(
         tracker: Tracker, capfd: pytest.CaptureFixture) -> None:
     dag_run, log = run_chain(3.0, capfd)
@@ -96,12 +106,7 @@ def test_a_stop_during_the_short_wait_holds_the_chain_until_go(
     went_at: list[datetime] = []
 
     def stop_during_the_wait_then_go() -> None:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:  # the plan task has run: the chain task waits for the end
-            run_id = latest_run_id()
-            if run_id and planned_end(run_id):
-                break
-            time.sleep(0.05)
+        wait_for_the_plan()
         tracker.stop()
         time.sleep(5)
         went_at.append(datetime.now().astimezone())
@@ -151,12 +156,7 @@ def test_with_nothing_left_to_plan_it_waits_for_the_ranges_in_flight_then_ends_t
     completed_at: list[float] = []
 
     def finish_the_last_batch_later() -> None:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:  # the plan task has run: the chain task waits for the batch
-            run_id = latest_run_id()
-            if run_id and planned_end(run_id):
-                break
-            time.sleep(0.05)
+        wait_for_the_plan()
         time.sleep(4)
         tracker.complete(second)
         completed_at.append(time.monotonic())
