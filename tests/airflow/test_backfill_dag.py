@@ -174,13 +174,15 @@ def test_a_stop_mid_cycle_hands_the_rest_back_and_go_finishes_exactly_once(sourc
 
 
 def test_each_batch_runs_at_its_own_time(source: Source) -> None:
-    source.create(300)
+    # Ids are left after this cycle, so the chain task triggers the next run at once and never waits in
+    # front of the batches (dag.test() runs one task at a time, in no set order).
+    source.create(1000)
     source.set_config(batch_size=10, duration=4, max_tasks_per_cycle=1, **RATE)
     run = run_dag(source)
     begin_at = datetime.fromisoformat(cycle_summary(source, run.run_id)["begin_at"]).timestamp()
     started = source.processed_at()
-    # 30 batches at 7.5/s: batch k (ids 300-10k down) is due floor(k / 7.5) s after the cycle began
-    lateness = [started[300 - 10 * k] - (begin_at + int(k / 7.5)) for k in range(30)]
+    # 30 batches at 7.5/s: batch k (ids 1000-10k down) is due floor(k / 7.5) s after the cycle began
+    lateness = [started[1000 - 10 * k] - (begin_at + int(k / 7.5)) for k in range(30)]
     assert min(lateness) >= 0, lateness
     assert max(lateness) < 1.0, lateness
 
