@@ -324,6 +324,7 @@ def read_page_and_cli(stack: AirflowStack, frame: Any, tracker: Tracker) -> tupl
         shown = read_page(frame)
         if snapshot() == before:
             return shown, cli
+        wait_until(stable(tracker), "the numbers to settle again")  # e.g. the next cycle was just planned
     raise AssertionError("the backfill kept moving")
 
 
