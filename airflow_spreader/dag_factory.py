@@ -9,12 +9,12 @@ from typing import Any
 from airflow.sdk import DAG
 from airflow.sdk.definitions.param import Param
 
+from airflow_spreader.core.names import config_variable, validate_name
 from airflow_spreader.operators.batch import BatchWork, SpreadBatchOperator
 from airflow_spreader.operators.next_cycle import NextCycleOperator
-from airflow_spreader.operators.plan import PlanCycleOperator, variable_key
+from airflow_spreader.operators.plan import PlanCycleOperator
 from airflow_spreader.operators.report import CycleReportOperator
 from airflow_spreader.sql.ledger import DEFAULT_LEDGER_TABLE
-from airflow_spreader.state.keys import validate_name
 
 
 def backfill_dag(
@@ -69,7 +69,7 @@ def backfill_dag(
     with DAG(dag_id, **dag_kwargs) as dag:
         plan = PlanCycleOperator(
             task_id="plan", backfill=name, table=table, key=key, source_conn_id=source_conn_id,
-            redis_conn_id=redis_conn_id, config_variable=variable_key(dag_id), initial_config=initial_config,
+            redis_conn_id=redis_conn_id, config_variable=config_variable(dag_id), initial_config=initial_config,
             batch_pool=pool if check_pool else None, ledger_table=ledger_table, retries=control_retries,
             retry_delay=retry_delay,
         )
@@ -80,10 +80,10 @@ def backfill_dag(
             map_index_template="{{ task.id_ranges }}",
         ).expand_kwargs(plan.output)
         chain = NextCycleOperator(task_id="next_cycle", backfill=name, redis_conn_id=redis_conn_id,
-                                  config_variable=variable_key(dag_id), trigger_rule="all_done",
+                                  config_variable=config_variable(dag_id), trigger_rule="all_done",
                                   retries=control_retries, retry_delay=retry_delay)
         report = CycleReportOperator(task_id="report", trigger_rule="all_done", backfill=name,
-                                     config_variable=variable_key(dag_id), redis_conn_id=redis_conn_id)
+                                     config_variable=config_variable(dag_id), redis_conn_id=redis_conn_id)
         plan >> batches >> report
         plan >> chain
     return dag
@@ -92,7 +92,7 @@ def backfill_dag(
 def _doc(name: str, table: str, pool: str, dag_id: str) -> str:
     return (
         f"### airflow-spreader backfill `{name}` of `{table}`\n\n"
-        f"Each run is one cycle. Tune it in the Variable `{variable_key(dag_id)}` (read every cycle); "
+        f"Each run is one cycle. Tune it in the Variable `{config_variable(dag_id)}` (read every cycle); "
         f"the batches run in the pool `{pool}` (its size is the concurrency). Pause the DAG to stop "
         f"new cycles; `airflow-spreader stop {name}` stops batches at once."
     )

@@ -56,3 +56,30 @@ def test_no_module_is_over_400_lines() -> None:
     long = {str(p.relative_to(PACKAGE)): n for p in PACKAGE.rglob("*.py")
             if (n := len(p.read_text().splitlines())) > 400}
     assert not long
+
+
+def package_imports(folder: str) -> dict[str, set[str]]:
+    """The package's own modules imported by each module under ``folder`` (a path below the package)."""
+    return {str(p.relative_to(PACKAGE)): {m for m in imports(p) if m.startswith("airflow_spreader")}
+            for p in sorted((PACKAGE / folder).rglob("*.py"))}
+
+
+def test_the_read_model_knows_neither_the_console_nor_the_page() -> None:
+    for module, found in package_imports("tools/readmodel").items():
+        bad = {m for m in found if m.startswith(("airflow_spreader.tools.cli", "airflow_spreader.tools.ui"))}
+        assert not bad, f"{module} imports {bad}"
+
+
+def test_the_page_is_built_on_the_read_model_not_on_the_console() -> None:
+    for module, found in package_imports("tools/ui").items():
+        bad = {m for m in found if m.startswith("airflow_spreader.tools.cli")}
+        assert not bad, f"{module} imports {bad}"
+    assert any(m.startswith("airflow_spreader.tools.readmodel") for m in imports(PACKAGE / "tools/ui/api.py"))
+    assert any(m.startswith("airflow_spreader.tools.readmodel") for m in imports(PACKAGE / "tools/cli.py"))
+
+
+def test_only_the_names_module_spells_the_names_of_a_backfill() -> None:
+    """Variables, checkpoint keys and run ids start with ``spreader__``: written once, in core/names.py."""
+    spelled = [str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py")
+               if 'f"spreader__' in p.read_text() or '"spreader__' in p.read_text()]
+    assert spelled == []

@@ -22,14 +22,21 @@ class SpreaderHook(BaseHook):
     conn_type = "redis"
     hook_name = "airflow-spreader tracker"
 
-    def __init__(self, redis_conn_id: str = default_conn_name, **kwargs: Any) -> None:
+    def __init__(self, redis_conn_id: str = default_conn_name, *, connection: Any = None, **kwargs: Any) -> None:
+        """:param connection: an Airflow ``Connection`` already looked up (the console reads it server side);
+        by default the connection ``redis_conn_id`` is looked up as in any task."""
         super().__init__(**kwargs)
         self.redis_conn_id = redis_conn_id
+        self.connection = connection
         self._client: Any = None
 
     def get_conn(self) -> Any:
         if self._client is None:
-            self._client = RedisHook(redis_conn_id=self.redis_conn_id).get_conn()  # type: ignore[no-untyped-call]
+            hook = RedisHook(redis_conn_id=self.redis_conn_id)
+            if self.connection is not None:
+                known = self.connection
+                hook.get_connection = lambda conn_id: known  # type: ignore[method-assign]
+            self._client = hook.get_conn()  # type: ignore[no-untyped-call]
         return self._client
 
     def tracker(self, name: str) -> Tracker:

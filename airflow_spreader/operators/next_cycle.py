@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import time
-import uuid
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from airflow.sdk import BaseOperator, Context
 from airflow.sdk.exceptions import AirflowSkipException, DagRunTriggerException
 
+from airflow_spreader.core.names import next_run_id
+from airflow_spreader.hooks import checkpoint
 from airflow_spreader.hooks.spreader import SpreaderHook
-from airflow_spreader.operators import checkpoint
 from airflow_spreader.operators.plan import CYCLE_XCOM_KEY
 from airflow_spreader.state.records import Progress
 from airflow_spreader.state.tracker import Tracker
@@ -144,7 +144,7 @@ class NextCycleOperator(BaseOperator):
         if ti.get_dr_count(dag_id=dag_id, states=["queued"]):
             self.log.info("A run of %s is already queued: it is the next cycle", dag_id)
             return
-        run_id = f"spreader__{datetime.now(timezone.utc):%Y%m%dT%H%M%S}_{uuid.uuid4().hex[:6]}"
+        run_id = next_run_id()
         self.log.info("Triggering the next cycle of %r: %s", self.backfill, run_id)
         raise DagRunTriggerException(
             trigger_dag_id=dag_id, dag_run_id=run_id, conf=None, logical_date=None,

@@ -14,18 +14,13 @@ from airflow.sdk.exceptions import AirflowFailException
 from airflow_spreader import metrics
 from airflow_spreader.core.config import ConfigError, SpreadConfig
 from airflow_spreader.core.grouping import group_batches
+from airflow_spreader.hooks import checkpoint
 from airflow_spreader.hooks.source import SourceDatabaseHook
 from airflow_spreader.hooks.spreader import SpreaderHook
-from airflow_spreader.operators import checkpoint
 from airflow_spreader.sql.ledger import DEFAULT_LEDGER_TABLE, ledger_named
 from airflow_spreader.sql.table import SourceTable, TableError, inspect_table
 
 CYCLE_XCOM_KEY = "cycle"
-
-
-def variable_key(dag_id: str) -> str:
-    """The Airflow Variable that holds a backfill's configuration."""
-    return f"spreader__{dag_id}"
 
 
 class TrackerUnavailable(RuntimeError):
@@ -129,6 +124,7 @@ class PlanCycleOperator(BaseOperator):
             raise TrackerUnavailable(f"cannot reach the Redis of connection {self.redis_conn_id!r} "
                                      f"(backfill {self.backfill!r}): {error}") from error
         self.check_pool()
+        tracker.record_dag(context["ti"].dag_id)
         if not started:
             saved = checkpoint.load(self.config_variable)
             if saved is not None:

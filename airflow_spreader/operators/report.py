@@ -6,8 +6,8 @@ from typing import Any
 
 from airflow.sdk import BaseOperator, Context
 
+from airflow_spreader.hooks import checkpoint
 from airflow_spreader.hooks.spreader import SpreaderHook
-from airflow_spreader.operators import checkpoint
 from airflow_spreader.operators.plan import CYCLE_XCOM_KEY
 
 

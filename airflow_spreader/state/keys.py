@@ -6,22 +6,11 @@ one cluster slot and its Lua scripts may touch all of its keys.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,199}$")
-PREFIX = "spreader"
-REGISTRY_KEY = f"{PREFIX}:backfills"
+from airflow_spreader.core.names import REGISTRY_KEY, redis_key, validate_name
 
-
-def validate_name(name: str) -> str:
-    """Backfill names become key parts and Airflow ids: keep them to a safe alphabet."""
-    if not isinstance(name, str) or not NAME_PATTERN.match(name):
-        raise ValueError(
-            f"invalid backfill name {name!r}: use 1-200 letters, digits, '_', '.' or '-', "
-            "starting with a letter or digit"
-        )
-    return name
+__all__ = ["REGISTRY_KEY", "Keys", "validate_name"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,11 +20,11 @@ class Keys:
     name: str
 
     def _key(self, part: str) -> str:
-        return f"{PREFIX}:{{{self.name}}}:{part}"
+        return redis_key(self.name, part)
 
     @property
     def meta(self) -> str:
-        """Hash: cursor, min_id, max_id, total_ids, started_at, last_activity."""
+        """Hash: cursor, min_id, max_id, total_ids, started_at, last_activity, dag_id."""
         return self._key("meta")
 
     @property

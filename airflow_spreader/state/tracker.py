@@ -99,6 +99,15 @@ class Tracker:
             return text(generation)
         return None if started_at is None else f"started-{text(started_at)}"  # started by an older version
 
+    def record_dag(self, dag_id: str) -> None:
+        """Remember which DAG runs this backfill, for the console and the page (its name may differ)."""
+        self.redis.hset(self.keys.meta, "dag_id", dag_id)
+
+    def dag_id(self) -> str | None:
+        """The DAG that last planned a cycle of this backfill; None before its first plan."""
+        value = self.redis.hget(self.keys.meta, "dag_id")
+        return None if value is None else text(value)
+
     def is_started(self) -> bool:
         return bool(self.redis.hexists(self.keys.meta, "cursor"))
 

@@ -17,15 +17,18 @@ from typing import Any
 import redis
 
 from airflow_spreader.core.config import ConfigError
+from airflow_spreader.core.names import checkpoint_variable, config_variable
+from airflow_spreader.state.checkpoint import Checkpoint
 from airflow_spreader.state.tracker import Tracker, TrackerError
 from airflow_spreader.tools import cli_config, cli_status
-from airflow_spreader.tools.cli_sources import (
+from airflow_spreader.tools.cli_errors import CliError
+from airflow_spreader.tools.readmodel import status as status_model
+from airflow_spreader.tools.readmodel.sources import (
     AirflowSource,
-    CliError,
     RedisSource,
+    SourceError,
     one_line,
     shadowing_env_var,
-    variable_key,
 )
 
 PROG = "airflow-spreader"
@@ -42,7 +45,18 @@ class Console:
 
     @property
     def dag_id(self) -> str:
-        return str(getattr(self.args, "dag_id", None) or self.args.name)
+        """``--dag-id``, else the DAG the tracker recorded, else the backfill's own name."""
+        given = getattr(self.args, "dag_id", None)
+        if given:
+            return str(given)
+        return self.dag_of(self.args.name)
+
+    def dag_of(self, name: str) -> str:
+        """The DAG recorded by the tracker of ``name``; its name when none is recorded or Redis cannot tell."""
+        try:
+            return Tracker(name, self.redis.client()).dag_id() or name
+        except (SourceError, redis.RedisError):
+            return name
 
     def tracker(self, name: str, *, known: bool = True) -> Tracker:
         """The tracker of ``name``; with ``known``, a CliError unless it has state in Redis."""
@@ -64,16 +78,16 @@ def run_status(console: Console) -> int:
         if args.dag_id:
             raise CliError("--dag-id needs a backfill NAME", exit_code=2)
         names = Tracker.names(console.redis.client())
-        statuses = [cli_status.gather(console.tracker(name, known=False), console.airflow, name, now, args.window)
-                    for name in names]
+        statuses = [status_model.gather(console.tracker(name, known=False), console.airflow, console.dag_of(name),
+                                        now, args.window) for name in names]
         statuses = [s for s in statuses if s.progress.started]  # reset since listed: gone
         text = "\n\n".join(cli_status.render(s) for s in statuses)
         console.emit([s.to_dict() for s in statuses], text or f"no backfill in Redis at {console.redis.where}")
         return 0
     tracker = console.tracker(args.name, known=False)
-    if not tracker.is_started() and console.airflow.variable(variable_key(console.dag_id)).value is None:
+    if not tracker.is_started() and console.airflow.variable(config_variable(console.dag_id)).value is None:
         console.tracker(args.name)  # raises: unknown backfill, listing the known ones
-    status = cli_status.gather(tracker, console.airflow, console.dag_id, now, args.window)
+    status = status_model.gather(tracker, console.airflow, console.dag_id, now, args.window)
     console.emit(status.to_dict(), cli_status.render(status))
     return 0
 
@@ -129,13 +143,7 @@ def run_reset(console: Console) -> int:
     return 0
 
 
-def checkpoint_variable(dag_id: str) -> str:
-    return f"{variable_key(dag_id)}__checkpoint"
-
-
 def run_restore(console: Console) -> int:
-    from airflow_spreader.operators.checkpoint import Checkpoint  # noqa: PLC0415 - imports Airflow's SDK
-
     name, key = console.args.name, checkpoint_variable(console.dag_id)
     tracker = console.tracker(name, known=False)
     if tracker.is_started():
@@ -182,7 +190,7 @@ def run_plan(console: Console) -> int:
             "per_second": cfg.per_second(now),
             "duration": cfg.duration, "stopped": claim.stopped, "cursor_before": claim.cursor_before,
             "cursor_after": claim.cursor_after, "batches": batches}
-    console.emit(data, plan_text(data, claim.replanned, cli_status.display_zone(cfg)))
+    console.emit(data, plan_text(data, claim.replanned, status_model.display_zone(cfg)))
     return 0
 
 
@@ -204,7 +212,7 @@ def plan_text(data: dict[str, Any], replanned: int, zone: tzinfo) -> str:
 
 def run_config(console: Console) -> int:
     args = console.args
-    shadow = shadowing_env_var(variable_key(console.dag_id))
+    shadow = shadowing_env_var(config_variable(console.dag_id))
     if shadow:
         raise CliError(f"the environment variable {shadow} hides the Variable here: unset it to read or change the "
                        "Variable in Airflow")
@@ -261,7 +269,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.run(Console(args)))
-    except CliError as error:
+    except SourceError as error:  # CliError too
         message, code = str(error), error.exit_code
     except ConfigError as error:
         message, code = str(error), 2

@@ -12,7 +12,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from airflow_spreader.core.config import RULES, SpreadConfig
-from airflow_spreader.tools.cli_sources import AirflowSource, CliError, variable_key
+from airflow_spreader.core.names import config_variable
+from airflow_spreader.tools.cli_errors import CliError
+from airflow_spreader.tools.readmodel.sources import AirflowSource
 
 
 def parse_assignment(text: str) -> tuple[str, Any]:
@@ -29,7 +31,7 @@ def parse_assignment(text: str) -> tuple[str, Any]:
 
 def read_stored(airflow: AirflowSource, dag_id: str) -> str:
     """The Variable's text; a CliError when it is missing or Airflow cannot be reached."""
-    key = variable_key(dag_id)
+    key = config_variable(dag_id)
     found = airflow.variable(key)
     if found.problem:
         raise CliError(f"cannot read the Variable {key}: {found.problem}")
@@ -41,7 +43,7 @@ def read_stored(airflow: AirflowSource, dag_id: str) -> str:
 
 def change(airflow: AirflowSource, dag_id: str, assignments: Sequence[str]) -> dict[str, Any]:
     """Validate the Variable with the assignments applied, write it, and tell what changed."""
-    key = variable_key(dag_id)
+    key = config_variable(dag_id)
     stored = read_stored(airflow, dag_id)
     try:
         current = json.loads(stored)
@@ -65,7 +67,7 @@ def change(airflow: AirflowSource, dag_id: str, assignments: Sequence[str]) -> d
 
 def show(airflow: AirflowSource, dag_id: str) -> dict[str, Any]:
     """The Variable, parsed and checked; an invalid one is shown with its problems, not hidden."""
-    key = variable_key(dag_id)
+    key = config_variable(dag_id)
     stored = read_stored(airflow, dag_id)
     try:
         return {"variable": key, "config": SpreadConfig.from_json(stored).to_dict(), "problem": None}

@@ -20,6 +20,7 @@ from urllib.parse import urlparse
 import redis
 import sqlalchemy as sa
 
+from airflow_spreader.core.names import config_variable
 from airflow_spreader.state.embedded import EmbeddedRedis
 from airflow_spreader.state.records import Progress
 from airflow_spreader.state.tracker import Tracker
@@ -94,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"Airflow UI: {stack.base_url}  (open it to watch the DAG '{DAG_ID}' run)")
         client.wait_for_dag(DAG_ID, timeout=180)
         client.set_pool(DAG_ID, args.pool_slots)
-        client.set_variable(f"spreader__{DAG_ID}", json.dumps(DEMO_CONFIG))
+        client.set_variable(config_variable(DAG_ID), json.dumps(DEMO_CONFIG))
         client.unpause(DAG_ID)
         client.trigger(DAG_ID)
         started = time.monotonic()

@@ -7,7 +7,8 @@ import json
 import pytest
 import sqlalchemy as sa
 
-from airflow_spreader.operators.checkpoint import Checkpoint, checkpoint_key
+from airflow_spreader.core.names import checkpoint_variable
+from airflow_spreader.state.checkpoint import Checkpoint
 from tests.airflow.conftest import TABLE, Source
 from tests.airflow.test_backfill_dag import RATE, run_cycle
 
@@ -103,7 +104,7 @@ def test_lost_redis_state_is_refused_then_resumed_from_the_checkpoint(source: So
     source.create(1000)
     source.set_config(batch_size=10, duration=10, max_tasks_per_cycle=8, **RATE)
     assert run_cycle(source) == "success"  # ids 1000..251 done
-    saved = Checkpoint(**json.loads(Variable.get(checkpoint_key(f"spreader__{source.dag_id}"))))
+    saved = Checkpoint(**json.loads(Variable.get(checkpoint_variable(source.dag_id))))
     assert (saved.low_water, saved.min_id, saved.max_id, saved.finished) == (250, 1, 1000, False)
     assert saved.generation == source.tracker.generation()
 

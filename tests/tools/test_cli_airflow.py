@@ -17,9 +17,9 @@ import pytest
 import redis
 
 from airflow_spreader.core.config import SpreadConfig
+from airflow_spreader.core.names import config_variable as variable_key
 from airflow_spreader.state.tracker import Tracker
 from airflow_spreader.tools.cli import main
-from airflow_spreader.tools.cli_sources import variable_key
 from tests.airflow.conftest import airflow_db, redis_connection  # noqa: F401 - airflow_db is a fixture
 
 pytestmark = pytest.mark.usefixtures("airflow_db")
@@ -176,9 +176,9 @@ def test_config_refuses_when_an_environment_variable_hides_the_variable(
 
 
 def test_the_console_and_the_plan_task_name_the_same_variable() -> None:
-    from airflow_spreader.operators import plan
+    from airflow_spreader.dag_factory import config_variable as used_by_the_dag
 
-    assert variable_key("users_backfill") == plan.variable_key("users_backfill") == "spreader__users_backfill"
+    assert variable_key("users_backfill") == used_by_the_dag("users_backfill") == "spreader__users_backfill"
 
 
 # -- status --------------------------------------------------------------------------------------------------
@@ -280,6 +280,32 @@ def test_status_reads_the_variable_of_another_dag_id(backfill: Backfill, capsys:
         "no Variable spreader__some_other_dag (the DAG's first run creates it)"
     assert status["airflow"]["paused_problem"] == "no DAG 'some_other_dag' in Airflow (not parsed yet, or another " \
                                                   "--dag-id)"
+
+
+def test_a_backfill_named_apart_from_its_dag_is_found_through_the_dag_its_tracker_recorded(
+        backfill: Backfill, capsys: pytest.CaptureFixture[str]) -> None:
+    from airflow.models.variable import Variable
+
+    dag_id = f"{backfill.name}_dag"
+    backfill.start()
+    backfill.tracker.record_dag(dag_id)  # as the plan task of backfill_dag(dag_id, backfill=name) does
+    Variable.set(variable_key(dag_id), json.dumps(CONFIG), description="set by the test")
+    try:
+        assert backfill.cli("status", backfill.name, "--json") == 0
+        status = output(capsys)
+        assert status["dag_id"] == dag_id
+        assert status["airflow"]["config_problem"] is None
+        assert status["in_force"]["batch_size"] == 100
+        assert backfill.cli("status", "--json") == 0
+        assert [s["dag_id"] for s in output(capsys) if s["backfill"] == backfill.name] == [dag_id]
+        assert backfill.cli("config", backfill.name, "--set", "batch_size=20") == 0
+        capsys.readouterr()
+        assert SpreadConfig.from_json(Variable.get(variable_key(dag_id))).batch_size == 20
+        assert backfill.cli("plan", backfill.name, "--dry-run", "--json") == 0
+        first = output(capsys)["batches"][0]
+        assert first["end_id"] - first["begin_id"] + 1 == 20, "the plan preview reads the DAG's Variable"
+    finally:
+        Variable.delete(variable_key(dag_id))
 
 
 # -- plan --dry-run ------------------------------------------------------------------------------------------

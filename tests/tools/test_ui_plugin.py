@@ -3,13 +3,19 @@ the page in a real Chromium against a real api-server)."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from datetime import datetime, timedelta, timezone
 from importlib.metadata import entry_points
 
+import pytest
+import redis
+
+from airflow_spreader.state.tracker import Tracker
 from airflow_spreader.tools.ui.api import STATIC, rate_history
 from airflow_spreader.tools.ui.plugin import PAGE, URL_PREFIX, SpreaderBackfillsPlugin
+from tests.airflow.conftest import airflow_db  # noqa: F401 - a fixture
 
 NOW = datetime(2026, 11, 23, 10, 30, 30, tzinfo=timezone.utc)  # 30 s into the minute 10:30
 MINUTE = int(datetime(2026, 11, 23, 10, 30, tzinfo=timezone.utc).timestamp())
@@ -56,3 +62,33 @@ def test_rate_history_keeps_the_last_hour_and_fills_quiet_minutes() -> None:
     assert len(history) == 60 and history[-1]["minute"][11:16] == "10:30" and history[0]["minute"][11:16] == "09:31"
     assert [p["ids_per_second"] for p in history[-2:]] == [2.0, 0.0]
     assert rate_history({}, NOW, None)[-1]["ids_per_second"] == 0.0
+
+
+@pytest.mark.usefixtures("airflow_db")
+def test_the_page_reads_a_backfill_named_apart_from_its_dag_through_the_dag_it_recorded(
+        redis_url: str, redis_client: redis.Redis, backfill_name: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Permissions, the Variable and the paused flag all belong to the DAG; the page must ask the right one."""
+    from airflow.models.variable import Variable
+
+    from airflow_spreader.core.names import config_variable
+    from airflow_spreader.tools.readmodel.sources import AirflowSource
+    from airflow_spreader.tools.ui.api import Backfills
+
+    monkeypatch.setenv("REDIS_URL", redis_url)
+    tracker, dag_id = Tracker(backfill_name, redis_client), f"{backfill_name}-dag"
+    tracker.start(max_id=100)
+    backfills = Backfills("redis_default")
+    assert backfills.dag_of(backfill_name) == backfill_name, "before its first plan: the name, as the console"
+    tracker.record_dag(dag_id)
+    Variable.set(config_variable(dag_id), json.dumps({"batch_size": 7, "duration": 10, "per_second_on_peak": 1,
+                                                      "per_second_off_peak": 1}))
+    try:
+        assert backfills.dag_of(backfill_name) == dag_id
+        data = backfills.status(tracker, AirflowSource(), NOW)
+        assert data["dag_id"] == dag_id
+        assert data["airflow"]["config_problem"] is None and data["in_force"]["batch_size"] == 7
+        assert backfills.dag_of("not a name") == "not a name", "an invalid name is left to the lookup's 404"
+    finally:
+        Variable.delete(config_variable(dag_id))
+        tracker.reset()

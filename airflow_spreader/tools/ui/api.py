@@ -4,8 +4,8 @@
   the UI shows in a frame at ``/plugin/spreader-backfills`` (menu Browse > Backfills).
 - ``GET  /spreader/api/backfills``: every backfill started in Redis whose DAG the user may read, and
   ``GET /spreader/api/backfills/{name}`` one of them. Each is the object that
-  ``airflow-spreader status NAME --json`` prints, built by the same functions (``cli_status.gather`` and
-  ``BackfillStatus.to_dict``), plus ``history`` (ids per second, minute by minute) and ``can_edit``.
+  ``airflow-spreader status NAME --json`` prints, built by the same read model
+  (:mod:`airflow_spreader.tools.readmodel`), plus ``history`` (ids per second, minute by minute) and ``can_edit``.
 - ``POST /spreader/api/backfills/{name}/stop`` and ``/go``: the console's ``stop`` and ``go``.
 
 Authentication and authorization are Airflow's own: the user comes from the api-server's JWT (the UI's
@@ -13,10 +13,10 @@ Authentication and authorization are Airflow's own: the user comes from the api-
 access to the backfill's DAG, stop and go need edit access (``requires_access_dag("GET" / "PUT")``), as
 the auth manager configured decides. Without a valid token: 401 (403 for a malformed one).
 
-A backfill's DAG is the DAG whose id is its name (the console's default; ``backfill_dag(...,
-backfill="other")`` gives a backfill another name, and then permissions are checked on a DAG of that
-name). Redis is ``$REDIS_URL``, else the Airflow connection ``[spreader] redis_conn_id`` (default
-``redis_default``), reached the way the console reaches it.
+A backfill's DAG is the one its tracker recorded at its last plan (``backfill_dag(dag_id, backfill="other")``
+gives a backfill a name other than its DAG's id); permissions are checked on that DAG. Redis is
+``$REDIS_URL``, else the Airflow connection ``[spreader] redis_conn_id`` (default ``redis_default``),
+reached the way the console reaches it.
 """
 
 from __future__ import annotations
@@ -37,9 +37,10 @@ from fastapi.responses import FileResponse, JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 from airflow_spreader.core.eta import DEFAULT_WINDOW_MINUTES
+from airflow_spreader.core.names import config_variable
 from airflow_spreader.state.tracker import Tracker, TrackerError
-from airflow_spreader.tools import cli_status
-from airflow_spreader.tools.cli_sources import AirflowSource, CliError, RedisSource, one_line, variable_key
+from airflow_spreader.tools.readmodel.sources import AirflowSource, RedisSource, SourceError, one_line
+from airflow_spreader.tools.readmodel.status import gather
 
 STATIC = Path(__file__).parent / "static"
 HISTORY_MINUTES = 60
@@ -88,15 +89,17 @@ class Backfills:
 
     def status(self, tracker: Tracker, airflow: AirflowSource, now: datetime) -> dict[str, Any]:
         """``airflow-spreader status NAME --json``'s object, and the rate history for the chart."""
-        status = cli_status.gather(tracker, airflow, tracker.name, now, DEFAULT_WINDOW_MINUTES)
+        status = gather(tracker, airflow, self.dag_of(tracker.name), now, DEFAULT_WINDOW_MINUTES)
         data = status.to_dict()
         data["history"] = rate_history(tracker.done_per_minute(), now, status.progress.started_at)
         return data
 
-
-def dag_of(name: str) -> str:
-    """The DAG of a backfill: its name, as the console assumes without ``--dag-id``."""
-    return name
+    def dag_of(self, name: str) -> str:
+        """The DAG of a backfill: the one its tracker recorded, else its name (the console's default)."""
+        try:
+            return Tracker(name, self.client()).dag_id() or name
+        except ValueError:  # not a backfill name: the caller's lookup answers 404
+            return name
 
 
 def create_app(redis_conn_id: str | None = None) -> FastAPI:
@@ -106,8 +109,8 @@ def create_app(redis_conn_id: str | None = None) -> FastAPI:
     app = FastAPI(title="airflow-spreader: Backfills", docs_url=None, redoc_url=None, openapi_url=None)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
-    @app.exception_handler(CliError)
-    async def unreachable(request: Request, error: CliError) -> JSONResponse:
+    @app.exception_handler(SourceError)
+    async def unreachable(request: Request, error: SourceError) -> JSONResponse:
         return JSONResponse({"detail": str(error)}, status_code=503)
 
     @app.exception_handler(redis.RedisError)
@@ -128,9 +131,9 @@ def create_app(redis_conn_id: str | None = None) -> FastAPI:
         return True
 
     def authorize(request: Request, user: BaseUser, method: ResourceMethod, name: str) -> None:
-        if not allowed(request, user, method, dag_of(name)):
+        if not allowed(request, user, method, backfills.dag_of(name)):
             raise HTTPException(403, f"Forbidden: {'editing' if method == 'PUT' else 'reading'} the DAG "
-                                     f"{dag_of(name)!r} is not allowed to this user")
+                                     f"{backfills.dag_of(name)!r} is not allowed to this user")
 
     @app.get("/", include_in_schema=False)
     def home() -> RedirectResponse:
@@ -144,7 +147,7 @@ def create_app(redis_conn_id: str | None = None) -> FastAPI:
     def list_backfills(request: Request, user: GetUserDep) -> dict[str, Any]:
         now, airflow, found = datetime.now(timezone.utc), AirflowSource(), []
         for name in Tracker.names(backfills.client()):
-            dag_id = dag_of(name)
+            dag_id = backfills.dag_of(name)
             if not allowed(request, user, "GET", dag_id):
                 continue
             tracker = Tracker(name, backfills.client())
@@ -163,10 +166,10 @@ def create_app(redis_conn_id: str | None = None) -> FastAPI:
             tracker = Tracker(name, backfills.client())
         except ValueError as error:
             raise HTTPException(404, f"unknown backfill {name!r}: {error}") from error
-        if not tracker.is_started() and airflow.variable(variable_key(dag_of(name))).value is None:
+        if not tracker.is_started() and airflow.variable(config_variable(backfills.dag_of(name))).value is None:
             raise HTTPException(404, f"unknown backfill {name!r}")
         data = backfills.status(tracker, airflow, now)
-        data["can_edit"] = allowed(request, user, "PUT", dag_of(name))
+        data["can_edit"] = allowed(request, user, "PUT", backfills.dag_of(name))
         return data
 
     @app.post("/api/backfills/{name}/stop")

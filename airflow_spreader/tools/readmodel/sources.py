@@ -1,9 +1,10 @@
-"""Where the console reads and writes: Redis for a backfill's state, Airflow's metadata DB for the rest.
+"""Where the console and the page read and write: Redis for a backfill's state, Airflow's metadata DB for the rest.
 
 Redis is ``--redis-url``, else ``$REDIS_URL``, else the Airflow connection ``--redis-conn-id``
 through :class:`~airflow_spreader.hooks.spreader.SpreaderHook`, as the tasks reach it. Outside a
 task Airflow's SDK only sees connections in ``AIRFLOW_CONN_*`` variables and secrets backends, so
-a connection kept in the metadata DB is looked up server side and handed to the hook the same way.
+a connection kept in the metadata DB is looked up server side and handed to the hook as it is
+(nothing is written to the process environment: the page runs inside the api-server).
 
 The console runs where Airflow is installed and configured, like the ``airflow`` CLI: it reads
 and writes the Variable ``spreader__<dag_id>`` and reads whether the DAG is paused with Airflow's
@@ -22,12 +23,13 @@ from urllib.parse import urlsplit, urlunsplit
 import redis
 
 from airflow_spreader.core.config import ConfigError, SpreadConfig
+from airflow_spreader.core.names import config_variable
 
 T = TypeVar("T")
 
 
-class CliError(Exception):
-    """A problem told as one line on stderr, with the exit code to leave with."""
+class SourceError(Exception):
+    """A place cannot be read or written; the console tells it as one line with ``exit_code``, the page as 503."""
 
     def __init__(self, message: str, exit_code: int = 1) -> None:
         super().__init__(message)
@@ -38,11 +40,6 @@ def one_line(error: BaseException) -> str:
     """``Type: first line of the message``: enough to act on, never a traceback."""
     lines = str(error).strip().splitlines()
     return f"{type(error).__name__}: {lines[0] if lines else ''}".rstrip(": ")
-
-
-def variable_key(dag_id: str) -> str:
-    """The Variable of a backfill DAG's configuration (as ``operators.plan.variable_key``)."""
-    return f"spreader__{dag_id}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +75,7 @@ class RedisSource:
             try:
                 client.ping()
             except redis.RedisError as error:
-                raise CliError(f"cannot reach Redis at {self.where}: {one_line(error)}") from error
+                raise SourceError(f"cannot reach Redis at {self.where}: {one_line(error)}") from error
             self._client = client
         return self._client
 
@@ -87,33 +84,31 @@ class RedisSource:
             try:
                 return redis.Redis.from_url(self.url, socket_connect_timeout=5, socket_timeout=30)
             except ValueError as error:
-                raise CliError(f"bad Redis URL {self.where}: {error}", exit_code=2) from error
+                raise SourceError(f"bad Redis URL {self.where}: {error}", exit_code=2) from error
         # Imported on use: with a Redis URL the console never pays for importing Airflow.
         from airflow.sdk.exceptions import AirflowNotFoundException  # noqa: PLC0415
 
         from airflow_spreader.hooks.spreader import SpreaderHook  # noqa: PLC0415
 
         try:
-            return self._hook_client(SpreaderHook)
+            return self._hook_client(SpreaderHook(self.conn_id))
         except AirflowNotFoundException:
             pass
-        uri = self._metadata_db_uri()
-        os.environ[f"AIRFLOW_CONN_{self.conn_id.upper()}"] = uri  # how the SDK hook finds connections
-        return self._hook_client(SpreaderHook)
+        return self._hook_client(SpreaderHook(self.conn_id, connection=self._metadata_db_connection()))
 
-    def _hook_client(self, hook: Any) -> redis.Redis:
-        client: redis.Redis = hook(self.conn_id).get_conn()
+    @staticmethod
+    def _hook_client(hook: Any) -> redis.Redis:
+        client: redis.Redis = hook.get_conn()
         return client
 
-    def _metadata_db_uri(self) -> str:
+    def _metadata_db_connection(self) -> Any:
         try:
             from airflow.models.connection import Connection  # noqa: PLC0415, TID251 - server side, on use
 
-            uri: str = Connection.get_connection_from_secrets(self.conn_id).get_uri()
+            return Connection.get_connection_from_secrets(self.conn_id)
         except Exception as error:
-            raise CliError(f"no Redis: pass --redis-url or set REDIS_URL, or define the Airflow connection "
-                           f"{self.conn_id!r} ({one_line(error)})") from error
-        return uri
+            raise SourceError(f"no Redis: pass --redis-url or set REDIS_URL, or define the Airflow connection "
+                              f"{self.conn_id!r} ({one_line(error)})") from error
 
 
 class AirflowSource:
@@ -158,7 +153,7 @@ class AirflowSource:
 
     def config(self, dag_id: str) -> Lookup[SpreadConfig]:
         """The configuration in force, or why it is not available (missing, invalid, unreachable)."""
-        key = variable_key(dag_id)
+        key = config_variable(dag_id)
         raw = self.variable(key)
         if raw.problem:
             return Lookup(problem=raw.problem)
@@ -176,7 +171,7 @@ class AirflowSource:
         try:
             Variable.update(key, text)
         except Exception as error:
-            raise CliError(f"could not write the Variable {key}: {one_line(error)}") from error
+            raise SourceError(f"could not write the Variable {key}: {one_line(error)}") from error
 
     def delete_variable(self, key: str) -> Lookup[bool]:
         """Delete a Variable if it exists: whether it did, or why the DB could not be reached."""

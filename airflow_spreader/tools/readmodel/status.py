@@ -1,0 +1,119 @@
+"""The status of a backfill: how far it is, how fast it goes, when it will finish, what failed.
+
+Everything is read once into a :class:`BackfillStatus`: ``airflow-spreader status`` renders it as text
+or JSON, and the Backfills page serves the same JSON. Redis
+alone gives the progress and the pace; the rate in force and the ETA need the configuration,
+and "paused" needs the DAG, both from Airflow: without them the report says what is missing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, tzinfo
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from airflow_spreader.core.config import SpreadConfig
+from airflow_spreader.core.eta import Eta, Observed, estimate, ids_per_second, observe
+from airflow_spreader.state.records import FailedRange, Progress
+from airflow_spreader.state.tracker import Tracker
+from airflow_spreader.tools.readmodel.sources import AirflowSource, Lookup
+
+
+def display_zone(config: SpreadConfig | None) -> tzinfo:
+    """Times show in the peak hours' zone, the one the operator plans in (UTC without a configuration)."""
+    return ZoneInfo(config.on_peak_timezone if config else "UTC")
+
+
+def state_of(progress: Progress, paused: bool | None) -> str:
+    """running, paused, stopped, done, failed (only failed ranges left), or not started."""
+    if not progress.started:
+        return "not started"
+    if progress.finished:
+        return "done"
+    if progress.exhausted and progress.in_flight == 0 and progress.batches_failed:
+        return "failed"
+    if progress.stopped:
+        return "stopped"
+    return "paused" if paused else "running"
+
+
+@dataclass(frozen=True)
+class BackfillStatus:
+    """One backfill as read at ``now``."""
+
+    dag_id: str
+    now: datetime
+    progress: Progress
+    failed: list[FailedRange]
+    observed: Observed
+    config: Lookup[SpreadConfig]
+    paused: Lookup[bool]
+
+    @property
+    def name(self) -> str:
+        return self.progress.name
+
+    @property
+    def state(self) -> str:
+        return state_of(self.progress, self.paused.value)
+
+    @property
+    def zone(self) -> tzinfo:
+        return display_zone(self.config.value)
+
+    @property
+    def since_start(self) -> float | None:
+        """Ids per second from the start to now (to the last completion once done)."""
+        p = self.progress
+        if p.started_at is None:
+            return None
+        end = p.last_activity if p.finished and p.last_activity else self.now
+        seconds = end.timestamp() - p.started_at.timestamp()
+        return p.ids_done / seconds if seconds > 0 else None
+
+    @property
+    def eta(self) -> Eta:
+        p = self.progress
+        if not p.started:
+            return Eta("unknown", None, "not started: the DAG's first run captures the table's bounds")
+        if self.config.value is None:
+            return Eta("unknown", None, f"needs the configuration: {self.config.problem}")
+        return estimate(self.config.value, self.now, remaining_ids=max(0, p.total_ids - p.ids_done - p.ids_failed),
+                        failed_ids=p.ids_failed, stopped=p.stopped, paused=self.paused.value is True,
+                        observed=self.observed)
+
+    def in_force(self) -> dict[str, Any] | None:
+        """The rate in force now and when it changes, or None without the configuration."""
+        config = self.config.value
+        if config is None:
+            return None
+        schedule = config.peak_schedule
+        on_peak = schedule.is_on_peak(self.now)
+        change = schedule.next_change(self.now)
+        return {"on_peak": on_peak, "per_second": config.per_second(self.now), "batch_size": config.batch_size,
+                "ids_per_second": ids_per_second(config, on_peak), "timezone": config.on_peak_timezone,
+                "next_change": change.isoformat() if change else None,
+                "next_per_second": config.per_second_off_peak if on_peak else config.per_second_on_peak}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "backfill": self.name, "dag_id": self.dag_id, "state": self.state, "now": self.now.isoformat(),
+            "progress": self.progress.to_dict(),
+            "ids_per_second": {"recent": self.observed.ids_per_second, "recent_seconds": self.observed.seconds,
+                               "since_start": self.since_start},
+            "in_force": self.in_force(), "eta": self.eta.to_dict(self.now),
+            "failed_ranges": [{"begin_id": f.begin_id, "end_id": f.end_id, "attempts": f.attempts, "error": f.error,
+                               "failed_at": f.failed_at.isoformat() if f.failed_at else None} for f in self.failed],
+            "airflow": {"paused": self.paused.value, "paused_problem": self.paused.problem,
+                        "config_problem": self.config.problem},
+        }
+
+
+def gather(tracker: Tracker, airflow: AirflowSource, dag_id: str, now: datetime, window_minutes: int) -> BackfillStatus:
+    progress = tracker.progress()
+    return BackfillStatus(
+        dag_id=dag_id, now=now, progress=progress, failed=tracker.failed_ranges(),
+        observed=observe(tracker.done_per_minute(), now, minutes=window_minutes, started_at=progress.started_at),
+        config=airflow.config(dag_id), paused=airflow.is_paused(dag_id),
+    )
