@@ -10,6 +10,7 @@ from airflow.sdk import DAG
 from airflow.sdk.definitions.param import Param
 
 from airflow_spreader.core.names import config_variable, validate_name
+from airflow_spreader.hooks.airflow_api import DEFAULT_API_CONN_ID
 from airflow_spreader.operators.batch import BatchWork, SpreadBatchOperator
 from airflow_spreader.operators.next_cycle import NextCycleOperator
 from airflow_spreader.operators.plan import PlanCycleOperator
@@ -34,6 +35,7 @@ def backfill_dag(
     retry_delay: timedelta = timedelta(seconds=10),
     check_pool: bool = True,
     ledger_table: str | None = DEFAULT_LEDGER_TABLE,
+    api_conn_id: str | None = DEFAULT_API_CONN_ID,
     **dag_kwargs: Any,
 ) -> DAG:
     """Build the DAG of one backfill: each run is one cycle.
@@ -53,6 +55,10 @@ def backfill_dag(
         records its range there in its own transaction, so a range whose work committed is never run
         again, even if its worker died before Redis heard of it. ``None``: no table is created, and such
         a range is run again (at least once); use it when the work does not write to the source database.
+    :param api_conn_id: an Airflow ``http`` connection whose login and password let the plan read the pool
+        through the api-server's REST API when its auth manager asks for a login (its host, if set, is the
+        api-server's address; else ``[api] base_url``). Without it the check goes unauthenticated, and a
+        refusal (401/403) fails the plan saying so; ``check_pool=False`` skips the check.
     """
     if work is None and batch_operator is SpreadBatchOperator:
         raise TypeError(f"backfill_dag({dag_id!r}): give work=callable or a batch_operator subclass")
@@ -70,7 +76,8 @@ def backfill_dag(
         plan = PlanCycleOperator(
             task_id="plan", backfill=name, table=table, key=key, source_conn_id=source_conn_id,
             redis_conn_id=redis_conn_id, config_variable=config_variable(dag_id), initial_config=initial_config,
-            batch_pool=pool if check_pool else None, ledger_table=ledger_table, retries=control_retries,
+            batch_pool=pool if check_pool else None, ledger_table=ledger_table, api_conn_id=api_conn_id,
+            retries=control_retries,
             retry_delay=retry_delay,
         )
         batches = batch_operator.partial(

@@ -6,15 +6,15 @@ from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
 
-import httpx
 import redis
-from airflow.sdk import BaseOperator, Context, Variable, conf
+from airflow.sdk import BaseOperator, Context, Variable
 from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_spreader import metrics
 from airflow_spreader.core.config import ConfigError, SpreadConfig
 from airflow_spreader.core.grouping import group_batches
 from airflow_spreader.hooks import checkpoint
+from airflow_spreader.hooks.airflow_api import DEFAULT_API_CONN_ID, AirflowApiError, AirflowApiHook
 from airflow_spreader.hooks.source import SourceDatabaseHook
 from airflow_spreader.hooks.spreader import SpreaderHook
 from airflow_spreader.sql.ledger import DEFAULT_LEDGER_TABLE, ledger_named
@@ -32,7 +32,7 @@ class PoolMissingError(RuntimeError):
 
 
 #: Errors of input and state that a retry cannot fix; anything else (a Redis or database blip) is retried.
-PERMANENT = (ConfigError, TableError, PoolMissingError, checkpoint.TrackerStateLost)
+PERMANENT = (ConfigError, TableError, PoolMissingError, AirflowApiError, checkpoint.TrackerStateLost)
 
 
 class PlanCycleOperator(BaseOperator):
@@ -57,9 +57,11 @@ class PlanCycleOperator(BaseOperator):
         initial_config: Mapping[str, Any] | None = None,
         batch_pool: str | None = None,
         ledger_table: str | None = DEFAULT_LEDGER_TABLE,
+        api_conn_id: str | None = DEFAULT_API_CONN_ID,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.api_conn_id = api_conn_id
         self.ledger_table = ledger_table
         self.backfill = backfill
         self.table = SourceTable(table, key)
@@ -85,24 +87,18 @@ class PlanCycleOperator(BaseOperator):
             raise
 
     def check_pool(self) -> None:
-        """Ask the API server whether the batch pool exists (tasks cannot read pools directly)."""
+        """Ask the api-server whether the batch pool exists (tasks cannot read pools directly)."""
         if not self.batch_pool:
             return
-        base = conf.get("api", "base_url", fallback="") or ""
-        url = f"{base.rstrip('/')}/api/v2/pools/{self.batch_pool}"
-        try:
-            response = httpx.get(url, timeout=5.0)
-        except httpx.HTTPError as error:
-            self.log.warning("Could not check pool %r at %s (%s); going on", self.batch_pool, url, error)
-            return
-        if response.status_code == 404:
+        api = AirflowApiHook(self.api_conn_id)
+        exists = api.pool_exists(self.batch_pool)  # an AirflowApiError (refused: say which credentials) fails
+        if exists is None:
+            self.log.warning("Could not check pool %r at %s; going on", self.batch_pool, api.base_url())
+        elif not exists:
             raise PoolMissingError(
                 f"pool {self.batch_pool!r} does not exist, so the batches would wait forever; create it "
                 f"with: airflow pools set {self.batch_pool} 4 'airflow-spreader batches of {self.backfill}'"
             )
-        if response.status_code != 200:
-            self.log.warning("Could not check pool %r: HTTP %s; going on", self.batch_pool,
-                             response.status_code)
 
     def ensure_ledger(self) -> None:
         """Create the done-ledger before any batch can need it; one catalog lookup when it exists."""

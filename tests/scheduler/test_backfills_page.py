@@ -87,11 +87,24 @@ DAG_FILE = textwrap.dedent(
 )
 
 
+NO_POOL_DAG_ID = "spreader_page_no_pool"
+NO_POOL_DAG_FILE = textwrap.dedent(
+    f'''
+    """Airflow dag for tests/scheduler/test_backfills_page.py: its pool does not exist."""
+    from airflow_spreader.dag_factory import backfill_dag
+
+    dag = backfill_dag("{NO_POOL_DAG_ID}", table="items", source_conn_id="spreader_page_source",
+                       work=lambda connection, begin_id, end_id: 0, control_retries=0)
+    '''
+)
+
+
 @pytest.fixture(scope="module")
 def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     base = tmp_path_factory.mktemp("page")
     (base / "dags").mkdir()
     (base / "dags" / "spreader_page_dag.py").write_text(DAG_FILE)
+    (base / "dags" / "spreader_page_no_pool_dag.py").write_text(NO_POOL_DAG_FILE)
     (base / "passwords.json").write_text(json.dumps({name: pw for name, (_, pw) in USERS.items()}))
     engine = sa.create_engine(f"sqlite:///{base / 'source.db'}")
     with engine.begin() as conn:
@@ -110,6 +123,8 @@ def stack(airflow_stack_factory, files: dict[str, Path], redis_url: str) -> Airf
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": ",".join(f"{n}:{role}" for n, (role, _) in USERS.items()),
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(files["passwords"]),
         "AIRFLOW_CONN_SPREADER_PAGE_SOURCE": json.dumps({"conn_type": "sqlite", "host": str(files["source"])}),
+        # The plan reads its pool through the REST API: under a real auth manager it logs in with these.
+        "AIRFLOW_CONN_AIRFLOW_API": json.dumps({"conn_type": "http", "login": "admin", "password": USERS["admin"][1]}),
         "AIRFLOW_CONN_REDIS_DEFAULT": redis_connection(redis_url),
         "REDIS_URL": redis_url,  # the plugin and the console read this Redis, as the tasks do
         "SPREADER_PAGE_HOLD": str(files["hold"]),
@@ -166,6 +181,19 @@ def test_the_endpoints_refuse_requests_without_a_valid_token(stack: AirflowStack
     assert not tracker.is_stopped()
     page = httpx.get(f"{stack.base_url}/spreader/backfills")  # the page itself is static: no data in it
     assert page.status_code == 200 and "static/backfills.js" in page.text
+
+
+def test_with_the_auth_manager_on_the_plan_logs_in_to_check_the_pool_and_a_missing_one_fails_it(
+        stack: AirflowStack, admin: AirflowClient, redis_url: str) -> None:
+    """Without a token the check got 401 and went on: a missing pool then left the batches scheduled forever."""
+    admin.wait_for_dag(NO_POOL_DAG_ID, timeout=120)
+    assert admin.get_pool(NO_POOL_DAG_ID) is None
+    run_id = admin.trigger(NO_POOL_DAG_ID)
+    assert admin.wait_for_run(NO_POOL_DAG_ID, run_id, timeout=120) == "failed"
+    logs = list((stack.home / "logs").glob(f"dag_id={NO_POOL_DAG_ID}/run_id={run_id}/task_id=plan/*.log"))
+    assert logs, "no log for the plan task"
+    assert f"pool '{NO_POOL_DAG_ID}' does not exist" in logs[0].read_text()
+    assert not Tracker(NO_POOL_DAG_ID, redis.Redis.from_url(redis_url)).is_started()
 
 
 def test_the_plugin_is_registered_with_its_menu_entry(admin: AirflowClient) -> None:
