@@ -24,14 +24,14 @@ import redis
 import sqlalchemy as sa
 
 from airflow_spreader.state.embedded import EmbeddedRedis
-from bench import end_to_end, planner_scaling, scheduler_cost, tracker_throughput, workload
+from bench import console_latency, end_to_end, planner_scaling, scheduler_cost, tracker_throughput, workload
 from bench.common import Section, Stats, Table, machine_table
 from bench.harness import COMPONENTS, bench_stack
 from bench.profiling import Profile
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_POSTGRES = "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
-BENCHMARKS = ("planner", "tracker", "e2e")
+BENCHMARKS = ("planner", "tracker", "console", "e2e")
 T = TypeVar("T")
 
 
@@ -202,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     workdir.mkdir(parents=True, exist_ok=True)
     embedded: EmbeddedRedis | None = None
     redis_url = args.redis_url
-    if "tracker" in only and not reachable_redis(redis_url):
+    if only & {"tracker", "console"} and not reachable_redis(redis_url):
         embedded = EmbeddedRedis(directory=workdir / "tracker-redis")
         redis_url = embedded.start()
         log(f"no Redis at {args.redis_url}: using an embedded one at {redis_url}")
@@ -218,6 +218,9 @@ def main(argv: list[str] | None = None) -> int:
         if "tracker" in only:
             sections += with_load(load, lambda: [timed("tracker throughput",
                                                        lambda: tracker_throughput.run(redis_url, args.quick))])
+        if "console" in only:
+            sections += with_load(load, lambda: [timed("console latency",
+                                                       lambda: console_latency.run(redis_url, args.quick))])
         if "e2e" in only:
             sections += with_load(load, lambda: end_to_end_sections(args, workdir, postgres))
     finally:

@@ -25,6 +25,7 @@ from airflow_spreader.tools.cli_errors import CliError
 from airflow_spreader.tools.readmodel import status as status_model
 from airflow_spreader.tools.readmodel.sources import (
     AirflowSource,
+    NoAirflow,
     RedisSource,
     SourceError,
     one_line,
@@ -41,7 +42,7 @@ class Console:
         self.args = args
         self.json: bool = getattr(args, "json", False)
         self.redis = RedisSource(getattr(args, "redis_url", None), getattr(args, "redis_conn_id", "redis_default"))
-        self.airflow = AirflowSource()
+        self.airflow = NoAirflow() if getattr(args, "redis_only", False) else AirflowSource()
 
     @property
     def dag_id(self) -> str:
@@ -249,6 +250,8 @@ def build_parser() -> argparse.ArgumentParser:
     status = command("status", run_status, "progress, pace, rate in force, ETA and failures of every backfill "
                      "(or of NAME)", name_required=False, dag_id=True)
     status.add_argument("--window", type=int, default=15, metavar="MINUTES", help="recent pace window (default 15)")
+    status.add_argument("--redis-only", action="store_true", help="read Redis alone (no rate in force, ETA or paused "
+                        "flag): answers at once, without importing Airflow; with --redis-url or $REDIS_URL")
     command("stop", run_stop, "stop NAME at once: nothing more is planned, unstarted batches hand back their ranges")
     command("go", run_go, "clear the stop flag of NAME", dag_id=True)
     plan = command("plan", run_plan, "show the batches the next cycle would plan (time, begin id, end id)", dag_id=True)

@@ -205,3 +205,22 @@ def test_a_reader_leaving_early_is_no_traceback(live: Tracker, redis_url: str) -
                                                (86_399, "23 h 59 min"), (86_400 * 2 + 3600 * 4 + 59, "2 d 4 h")])
 def test_durations_read_at_a_glance(seconds: float, text: str) -> None:
     assert duration_text(seconds) == text
+
+
+REDIS_ONLY_COMMANDS = [["stop"], ["go"], ["status", "--redis-only", "--json"]]
+
+
+@pytest.mark.parametrize("command", REDIS_ONLY_COMMANDS, ids=lambda c: " ".join(c))
+def test_commands_that_need_only_redis_never_import_airflow(live: Tracker, redis_url: str,
+                                                            command: list[str]) -> None:
+    """Importing Airflow takes seconds: `stop` must take effect at once (bench/console_latency.py times it)."""
+    code = ("import sys; from airflow_spreader.tools.cli import main; "
+            f"code = main({[command[0], live.name, *command[1:], '--redis-url', redis_url]!r}); "
+            "loaded = [m for m in sys.modules if m == 'airflow' or m.startswith('airflow.')]; "
+            "assert not loaded, loaded[:5]; sys.exit(code)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stderr
+    if command[0] == "status":
+        status = json.loads(result.stdout)
+        assert status["progress"]["total_ids"] > 0
+        assert status["airflow"]["config_problem"] == "Airflow not read (--redis-only)"

@@ -147,9 +147,13 @@ class AirflowSource:
             session.execute(select(DagModel.dag_id).limit(1)).all()
 
     def variable(self, key: str) -> Lookup[str]:
-        from airflow.models.variable import Variable  # noqa: PLC0415, TID251 - server side, on use
+        def read() -> str | None:
+            from airflow.models.variable import Variable  # noqa: PLC0415, TID251 - server side, on use
 
-        return self._attempt(lambda: Variable.get(key, default_var=None))
+            value: str | None = Variable.get(key, default_var=None)
+            return value
+
+        return self._attempt(read)
 
     def config(self, dag_id: str) -> Lookup[SpreadConfig]:
         """The configuration in force, or why it is not available (missing, invalid, unreachable)."""
@@ -175,9 +179,12 @@ class AirflowSource:
 
     def delete_variable(self, key: str) -> Lookup[bool]:
         """Delete a Variable if it exists: whether it did, or why the DB could not be reached."""
-        from airflow.models.variable import Variable  # noqa: PLC0415, TID251 - server side, on use
+        def delete() -> bool:
+            from airflow.models.variable import Variable  # noqa: PLC0415, TID251 - server side, on use
 
-        return self._attempt(lambda: Variable.delete(key) > 0)
+            return bool(Variable.delete(key) > 0)
+
+        return self._attempt(delete)
 
     def is_paused(self, dag_id: str) -> Lookup[bool]:
         def read() -> bool | None:
@@ -190,6 +197,15 @@ class AirflowSource:
         if found.problem is None and found.value is None:
             return Lookup(problem=f"no DAG {dag_id!r} in Airflow (not parsed yet, or another --dag-id)")
         return found
+
+
+class NoAirflow(AirflowSource):
+    """Reads nothing from Airflow, so that a Redis-only answer never pays for importing it (``--redis-only``)."""
+
+    REASON = "Airflow not read (--redis-only)"
+
+    def _attempt(self, read: Any) -> Lookup[Any]:
+        return Lookup(problem=self.REASON)
 
 
 def shadowing_env_var(key: str) -> str | None:
