@@ -148,15 +148,14 @@ class SpreadBatchOperator(BaseOperator):
     def run_batch(self, batch: ClaimedBatch, context: Context) -> int | None:
         """One transaction per batch, holding the range's ledger row; Redis marks it done after the commit.
 
-        Raises RangeAlreadyDone, without running the work, when the ledger shows the range done.
+        With the ledger, the work runs once per sub-range the ledger does not show done (the whole range,
+        unless a restore re-cut the ranges); RangeAlreadyDone, without running it, when all of it is done.
         """
         engine = SourceDatabaseHook(self.source_conn_id).get_conn()
         ledger = ledger_named(self.ledger_table) if self.ledger_table else None
         key = LedgerKey(self.backfill, self._generation or "", batch.begin_id, batch.end_id)
         with engine.begin() as connection:
-            if ledger is not None:
-                ledger.enter(connection, key)
-            rows = self.process(connection, batch.begin_id, batch.end_id, context)
-            if ledger is not None and rows is not None:
-                ledger.set_rows(connection, key, rows)
-            return rows
+            if ledger is None:
+                return self.process(connection, batch.begin_id, batch.end_id, context)
+            return ledger.run(connection, key,
+                              lambda begin_id, end_id: self.process(connection, begin_id, end_id, context))

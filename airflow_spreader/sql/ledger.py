@@ -15,6 +15,7 @@ backfill's rows with ``DELETE FROM spreader_ledger WHERE backfill = '...'``.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import cached_property, lru_cache
@@ -23,7 +24,11 @@ import sqlalchemy as sa
 
 from airflow_spreader.sql.table import SourceTable, TableError, safe_url
 
-__all__ = ["DEFAULT_LEDGER_TABLE", "Ledger", "LedgerKey", "RangeAlreadyDone", "ledger_named"]
+__all__ = ["DEFAULT_LEDGER_TABLE", "Ledger", "LedgerKey", "RangeAlreadyDone", "SubRangeWork", "WorkCommitted",
+           "ledger_named", "uncovered"]
+
+#: The work for one uncovered sub-range: ``work(begin_id, end_id)`` -> rows changed, or None.
+SubRangeWork = Callable[[int, int], "int | None"]
 
 DEFAULT_LEDGER_TABLE = "spreader_ledger"
 
@@ -36,6 +41,10 @@ class RangeAlreadyDone(Exception):
                          f"(generation {key.generation})")
         self.key = key
         self.rows = rows
+
+
+class WorkCommitted(RuntimeError):
+    """The work ended the batch's transaction itself: nothing was recorded, so a retry runs the range again."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +114,56 @@ class Ledger:
         except sa.exc.IntegrityError:
             raise RangeAlreadyDone(key, self.rows_of(connection.engine, key)) from None
 
+    def run(self, connection: sa.Connection, key: LedgerKey, work: SubRangeWork) -> int | None:
+        """Run ``work`` once for each sub-range of ``key`` not yet recorded, inside the open transaction.
+
+        Returns the rows the work reported (None when it reported none). Raises
+        :class:`RangeAlreadyDone` when every id is recorded already (the range's recorded rows with it),
+        and :class:`WorkCommitted` when the work committed or rolled back the transaction itself.
+        Each sub-range's row is inserted only after its work returned in the still-open transaction, so
+        an early commit by the work can never commit a mark; a concurrent holder that recorded the same
+        sub-range first makes this insert wait, then fail, and the whole transaction is rolled back.
+        """
+        transaction = connection.get_transaction()
+        if transaction is None or not transaction.is_active:
+            raise TypeError("Ledger.run needs a connection inside an open transaction (engine.begin())")
+        if connection.dialect.name == "sqlite":  # take the writer lock first: SQLite then serialises holders
+            connection.execute(self.table.update().where(*self._match(key)).values(end_id=self.table.c.end_id))
+        recorded = self._overlapping(connection, key, lock=connection.dialect.name == "postgresql")
+        gaps = uncovered(key.begin_id, key.end_id, [(begin, end) for begin, end, _ in recorded])
+        if not gaps:
+            raise RangeAlreadyDone(key, _sum_rows(rows for begin, _, rows in recorded if begin >= key.begin_id))
+        total: int | None = None
+        for begin, end in gaps:
+            rows = work(begin, end)
+            if connection.get_transaction() is not transaction or not transaction.is_active:
+                raise WorkCommitted(
+                    f"the work committed the batch's transaction itself (range {begin}-{end} of backfill "
+                    f"{key.backfill!r}); the work must leave commit and rollback to the batch. Nothing was "
+                    "recorded in the done-ledger, so the retry runs the range again: what the work committed "
+                    "early is done twice unless it is idempotent")
+            sub = LedgerKey(key.backfill, key.generation, begin, end)
+            try:
+                connection.execute(self.table.insert().values(
+                    backfill=key.backfill, generation=key.generation, begin_id=begin, end_id=end,
+                    rows_done=rows, done_at=datetime.now(timezone.utc)))
+            except sa.exc.IntegrityError:  # a concurrent holder committed this sub-range meanwhile
+                raise RangeAlreadyDone(sub, self.rows_of(connection.engine, sub)) from None
+            if rows is not None:
+                total = (total or 0) + int(rows)
+        return total
+
+    def _overlapping(self, connection: sa.Connection, key: LedgerKey,
+                     lock: bool) -> list[tuple[int, int, int | None]]:
+        t = self.table.c
+        query = (sa.select(t.begin_id, t.end_id, t.rows_done)
+                 .where(t.backfill == key.backfill, t.generation == key.generation,
+                        t.begin_id <= key.end_id, t.end_id >= key.begin_id)
+                 .order_by(t.begin_id))
+        if lock:
+            query = query.with_for_update()
+        return [(int(b), int(e), None if r is None else int(r)) for b, e, r in connection.execute(query)]
+
     def set_rows(self, connection: sa.Connection, key: LedgerKey, rows: int) -> None:
         """Keep the work's row count with the mark, so that a skipped re-run still reports it."""
         t = self.table.c
@@ -124,6 +183,29 @@ class Ledger:
 def ledger_named(name: str) -> Ledger:
     """One Ledger (and one table construct, so one compiled statement) per name per process."""
     return Ledger(name)
+
+
+def uncovered(begin_id: int, end_id: int, recorded: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The sub-ranges of ``begin_id..end_id`` (inclusive) that no recorded range covers, ascending."""
+    gaps, at = [], begin_id
+    for begin, end in sorted(recorded):
+        if end < at:
+            continue
+        if begin > end_id:
+            break
+        if begin > at:
+            gaps.append((at, begin - 1))
+        at = max(at, end + 1)
+        if at > end_id:
+            return gaps
+    if at <= end_id:
+        gaps.append((at, end_id))
+    return gaps
+
+
+def _sum_rows(rows: Iterable[int | None]) -> int | None:
+    known = [r for r in rows if r is not None]
+    return sum(known) if known else None
 
 
 def _exists(engine: sa.Engine, table: sa.Table, quiet: bool = True) -> bool:
