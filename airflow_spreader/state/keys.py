@@ -9,14 +9,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,199}$")
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,199}")
 PREFIX = "spreader"
 REGISTRY_KEY = f"{PREFIX}:backfills"
 
 
 def validate_name(name: str) -> str:
     """Backfill names become key parts and Airflow ids: keep them to a safe alphabet."""
-    if not isinstance(name, str) or not NAME_PATTERN.match(name):
+    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):  # not match(...$): "$" lets a trailing "\n" in
         raise ValueError(
             f"invalid backfill name {name!r}: use 1-200 letters, digits, '_', '.' or '-', "
             "starting with a letter or digit"
