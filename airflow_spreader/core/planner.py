@@ -10,6 +10,7 @@ is exactly six batches, where float arithmetic gives seven.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -17,6 +18,9 @@ from decimal import Decimal
 from fractions import Fraction
 
 Number = int | float | Fraction | Decimal
+
+
+_RANGE_TEXT = re.compile(r"(-?[0-9]+)-(-?[0-9]+)")
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -40,10 +44,10 @@ class IdRange:
     @classmethod
     def parse(cls, text: str) -> IdRange:
         """Read back ``str(range)``; the inverse of ``__str__``."""
-        begin, sep, end = text.partition("-")
-        if not sep:
-            raise ValueError(f"not an id range: {text!r} (expected BEGIN-END)")
-        return cls(int(begin), int(end))
+        match = _RANGE_TEXT.fullmatch(text)  # either end may be negative: "-149--50"
+        if match is None:
+            raise ValueError(f"not an id range: {text!r} (expected BEGIN-END, e.g. 1-100 or -149--50)")
+        return cls(int(match[1]), int(match[2]))
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,6 +19,9 @@ __all__ = ["SourceTable", "TableBounds", "TableError", "inspect_table", "range_c
 SECRET_WORDS = ("pass", "secret", "token")
 
 
+KEY_MIN, KEY_MAX = -2**63, 2**63 - 1  # keys the tracker and the done-ledger (signed BIGINT) hold exactly
+
+
 class TableError(ValueError):
     """The source table cannot be backfilled as configured; the message says which table and why."""
 
@@ -123,6 +126,11 @@ def _inspect(conn: sa.Connection, table: SourceTable) -> TableBounds:
     low, high = row
     if low is None or high is None:
         return TableBounds(None, None)
+    for value in (int(low), int(high)):
+        if not KEY_MIN <= value <= KEY_MAX:  # e.g. BIGINT UNSIGNED above 2^63-1: the ledger's BIGINT cannot hold it
+            which = "max" if value == int(high) else "min"
+            raise TableError(f"key column {table.key!r} of table {table.name!r} has {which} value {value}, "
+                             f"outside the signed 64-bit range {KEY_MIN}..{KEY_MAX} that the backfill supports")
     return TableBounds(int(low), int(high))
 
 

@@ -4,9 +4,31 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from enum import Enum, IntEnum
 from typing import Any
 
 from airflow_spreader.core.planner import Batch, IdRange
+
+
+class BeginState(str, Enum):
+    """What ``Tracker.begin`` answers. A ``str`` Enum (not StrEnum: Python 3.10) so ``== "run"`` still holds."""
+
+    RUN = "run"
+    STOPPED = "stopped"
+    GONE = "gone"
+    SUPERSEDED = "superseded"
+    FAILED_THIS_TRY = "failed-this-try"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class ClaimOutcome(IntEnum):
+    """What the claim script answers: the cycle was committed, the snapshot was stale, or the backfill stops."""
+
+    CLAIMED = 1
+    STALE = 0
+    STOPPED = -1
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +113,7 @@ class Progress:
     ids_failed: int = 0
     batches_failed: int = 0
     errors: int = 0
+    attempts_lost: int = 0  # ranges planned again because their lease ran out (a task died), not handed back
     cycles: int = 0
     in_flight: int = 0
     started_at: datetime | None = None

@@ -23,7 +23,15 @@ from redis.commands.core import Script
 from airflow_spreader.core.planner import Batch, IdRange, Number, carve_ranges, schedule, slot_offsets
 from airflow_spreader.state import scripts
 from airflow_spreader.state.keys import REGISTRY_KEY, Keys, validate_name
-from airflow_spreader.state.records import ClaimedBatch, CycleClaim, FailedRange, Progress, from_epoch
+from airflow_spreader.state.records import (
+    BeginState,
+    ClaimedBatch,
+    ClaimOutcome,
+    CycleClaim,
+    FailedRange,
+    Progress,
+    from_epoch,
+)
 
 MINUTE_BUCKETS_TTL = 86_400
 MAX_CLAIM_RETRIES = 100
@@ -89,8 +97,13 @@ class Tracker:
         *generation* (the done-ledger's key for this run of the backfill), unless one is given:
         a restore from a checkpoint continues the generation it recorded.
         """
-        return bool(self._run("start", [self.keys.meta, REGISTRY_KEY], int(max_id), int(min_id),
-                              self.clock(), self.name, generation or uuid.uuid4().hex))
+        max_id, min_id = int(max_id), int(min_id)
+        now = self.clock()
+        total = max(max_id - min_id + 1, 0)  # in Python: Lua doubles round 64-bit spans
+        started = bool(self._run("start", [self.keys.meta, self.keys.token_seq], str(max_id), str(min_id), now,
+                                 str(total), generation or uuid.uuid4().hex, str(int(now * 1000))))
+        self.redis.sadd(REGISTRY_KEY, self.name)  # another cluster slot: outside the script, idempotent
+        return started
 
     def generation(self) -> str | None:
         """This run of the backfill: new at each start after a reset. None before the first start."""
@@ -113,10 +126,8 @@ class Tracker:
 
     def reset(self) -> None:
         """Forget everything about this backfill: position, ranges, counters, stop flag."""
-        pipe = self.redis.pipeline()
-        pipe.delete(*self.keys.all())
-        pipe.srem(REGISTRY_KEY, self.name)
-        pipe.execute()
+        self.redis.delete(*self.keys.all())  # one slot: the keys share the {name} hash tag
+        self.redis.srem(REGISTRY_KEY, self.name)
 
     def set_cursor(self, cursor: int) -> None:
         """Move the position by hand (restore from a checkpoint, or skip the top of a table)."""
@@ -174,12 +185,13 @@ class Tracker:
                          snapshot.due[batch.id_range] if i < len(replays) else ""]
             k = self.keys
             outcome = self._run("claim", [k.meta, k.leases, k.inflight, k.stats, k.stop, k.token_seq], *args)
-            if outcome[0] == 1:
+            result = ClaimOutcome(int(outcome[0]))
+            if result is ClaimOutcome.CLAIMED:
                 first = int(outcome[1])
                 batches = [ClaimedBatch(b.run_at, b.begin_id, b.end_id, first + i, replanned=i < len(replays))
                            for i, b in enumerate(planned)]
                 return CycleClaim(batches, snapshot.cursor, new_cursor, begin_at=start)
-            if outcome[0] == -1:
+            if result is ClaimOutcome.STOPPED:
                 return CycleClaim([], snapshot.cursor, snapshot.cursor, stopped=True, begin_at=start)
             time.sleep(random.uniform(0, 0.002 * min(attempt + 1, 20)))
         raise TrackerError(f"backfill {self.name!r}: could not claim a cycle after "
@@ -227,12 +239,12 @@ class Tracker:
 
     # -- batch side ---------------------------------------------------------------------
 
-    def begin(self, batch: ClaimedBatch, attempt: str = "") -> str:
+    def begin(self, batch: ClaimedBatch, attempt: str = "") -> BeginState:
         """May this batch run now? ``run``; ``stopped`` (handed back); ``gone`` or ``superseded`` (skip);
         ``failed-this-try`` (it already failed in the task attempt ``attempt``: leave it to the retry)."""
         k = self.keys
-        return str(self._run("begin", [k.inflight, k.leases, k.stop, k.meta],
-                             str(batch.id_range), batch.token, self.clock(), attempt))
+        return BeginState(self._run("begin", [k.inflight, k.leases, k.stop, k.meta],
+                                    str(batch.id_range), batch.token, self.clock(), attempt))
 
     def complete(self, batch: ClaimedBatch, rows: int | None = None) -> str:
         """Mark the batch's range done after its work committed."""
@@ -283,6 +295,7 @@ class Tracker:
             ids_done=counters.get("ids_done", 0), batches_done=counters.get("batches_done", 0),
             rows_done=counters.get("rows_done", 0), ids_failed=counters.get("ids_failed", 0),
             batches_failed=counters.get("batches_failed", 0), errors=counters.get("errors", 0),
+            attempts_lost=counters.get("attempts_lost", 0),
             cycles=counters.get("cycles", 0), in_flight=int(in_flight),
             started_at=from_epoch(meta.get("started_at")), last_activity=from_epoch(meta.get("last_activity")),
             counters=counters,
@@ -303,11 +316,14 @@ class Tracker:
     def low_water_mark(self) -> int | None:
         """The highest id not known to be done: every id above it is done. A durable checkpoint of this
         (and the bounds) is enough to resume without losing anything if Redis loses its data."""
-        cursor = self.redis.hget(self.keys.meta, "cursor")
+        pipe = self.redis.pipeline(transaction=True)  # one MULTI/EXEC: a retry_failed cannot fall between
+        pipe.hget(self.keys.meta, "cursor")
+        pipe.hkeys(self.keys.inflight)
+        pipe.hkeys(self.keys.failed)
+        cursor, in_flight, failed = pipe.execute()
         if cursor is None:
             return None
-        held = [IdRange.parse(text(key)).end_id for key in
-                [*self.redis.hkeys(self.keys.inflight), *self.redis.hkeys(self.keys.failed)]]
+        held = [IdRange.parse(text(key)).end_id for key in [*in_flight, *failed]]
         return max([int(cursor), *held])
 
     def planned_until(self) -> float | None:

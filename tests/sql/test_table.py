@@ -6,6 +6,7 @@ import dataclasses
 import os
 import uuid
 from collections.abc import Callable
+from datetime import datetime, timezone
 from typing import Any
 
 import pytest
@@ -13,8 +14,10 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 
 from airflow_spreader.sql import SourceTable, TableBounds, TableError, inspect_table, range_clause, sa_table
+from airflow_spreader.state.tracker import Tracker
 
 MakeTable = Callable[..., str]
+T = datetime.fromtimestamp(1_800_000_000, tz=timezone.utc)
 
 POSTGRES_URL = os.environ.get("SPREADER_TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/test")
 
@@ -231,3 +234,58 @@ def test_range_clause_rejects_reversed_or_non_integer_bounds() -> None:
         range_clause(SourceTable("items"), 5, 4)
     with pytest.raises(TypeError, match="begin_id must be an int"):
         range_clause(SourceTable("items"), "1; DROP TABLE x", 4)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("ids", [
+    [-2**63, -2**63 + 1, 2**63 - 2, 2**63 - 1],  # the signed 64-bit extremes
+    [-149, -50, -1, 0, 7],  # negative keys
+], ids=["extremes", "negative"])
+def test_64_bit_extreme_and_negative_keys_are_read_exactly(engine: sa.Engine, make_table: MakeTable,
+                                                          ids: list[int]) -> None:
+    bounds = inspect_table(engine, SourceTable(make_table(ids, big=True)))
+    assert bounds == TableBounds(min(ids), max(ids))
+    assert bounds.id_span == max(ids) - min(ids) + 1
+
+
+@pytest.mark.mariadb
+def test_an_unsigned_key_above_the_signed_range_is_refused_by_name() -> None:
+    engine = sa.create_engine(os.environ.get("SPREADER_TEST_MARIADB_URL", "mysql+pymysql://root@127.0.0.1:3306/test"))
+    name = fresh("unsigned")
+    with engine.begin() as conn:
+        conn.execute(sa.text(f"CREATE TABLE {name} (id BIGINT UNSIGNED PRIMARY KEY)"))
+        conn.execute(sa.text(f"INSERT INTO {name} (id) VALUES (1), ({2**63 + 5})"))
+    try:
+        with pytest.raises(TableError) as raised:
+            inspect_table(engine, SourceTable(name))
+        assert str(raised.value) == (
+            f"key column 'id' of table {name!r} has max value {2**63 + 5}, outside the signed 64-bit range "
+            f"{-2**63}..{2**63 - 1} that the backfill supports")
+    finally:
+        with engine.begin() as conn:
+            conn.execute(sa.text(f"DROP TABLE {name}"))
+        engine.dispose()
+
+
+@pytest.mark.parametrize("ids", [
+    [-2**63, -2**63 + 3, -2**63 + 40],
+    [2**63 - 41, 2**63 - 5, 2**63 - 1],
+    [-149, -100, -50, -1, 0, 20],
+], ids=["low-extreme", "high-extreme", "negative"])
+def test_the_tracker_backfills_inspected_64_bit_and_negative_keys_exactly_once(
+        engine: sa.Engine, make_table: MakeTable, tracker: Tracker, ids: list[int]) -> None:
+    name = make_table(ids, big=True)
+    bounds = inspect_table(engine, SourceTable(name))
+    assert bounds.min_id is not None and bounds.max_id is not None
+    tracker.start(max_id=bounds.max_id, min_id=bounds.min_id)
+    table = sa.table(name, sa.column("id"), sa.column("counter"))
+    while batches := tracker.claim_cycle(batch_size=9, per_second=1, duration=4, begin_at=T,
+                                         lease_seconds=600).batches:
+        for batch in batches:
+            assert tracker.begin(batch) == "run"
+            with engine.begin() as conn:
+                conn.execute(table.update().where(table.c.id.between(batch.begin_id, batch.end_id))
+                             .values(counter=table.c.counter + 1))
+            assert tracker.complete(batch) == "done"
+    with engine.connect() as conn:
+        assert dict(conn.execute(sa.select(table.c.id, table.c.counter)).tuples().all()) == dict.fromkeys(ids, 1)
+    assert tracker.progress().finished and tracker.progress().ids_done == bounds.id_span

@@ -210,7 +210,7 @@ def test_durations_read_at_a_glance(seconds: float, text: str) -> None:
 REDIS_ONLY_COMMANDS = [["stop"], ["go"], ["status", "--redis-only", "--json"]]
 
 
-@pytest.mark.parametrize("command", REDIS_ONLY_COMMANDS, ids=lambda c: " ".join(c))
+@pytest.mark.parametrize("command", REDIS_ONLY_COMMANDS, ids=" ".join)
 def test_commands_that_need_only_redis_never_import_airflow(live: Tracker, redis_url: str,
                                                             command: list[str]) -> None:
     """Importing Airflow takes seconds: `stop` must take effect at once (bench/console_latency.py times it)."""

@@ -11,6 +11,7 @@ local now = tonumber(ARGV[4])
 local lease = tonumber(ARGV[3])
 local count = (#ARGV - 7) / 3
 local replays = 0
+local lost = 0  -- replays still holding a token: their lease ran out (a task died), nobody handed them back
 for i = 0, count - 1 do
   local range, expected = ARGV[8 + i * 3], ARGV[10 + i * 3]
   if expected ~= '' then
@@ -26,6 +27,7 @@ for i = 0, count - 1 do
   local entry = {token = first + i, run_at = run_at, lease = lease, attempts = 0}
   if expected ~= '' then
     local old = cjson.decode(expected)
+    if old.token ~= 0 then lost = lost + 1 end
     entry.attempts = old.attempts or 0
     entry.error = old.error
   end
@@ -33,8 +35,9 @@ for i = 0, count - 1 do
   redis.call('ZADD', KEYS[2], run_at + lease, range)
 end
 redis.call('HSET', KEYS[1], 'cursor', ARGV[2], 'last_activity', ARGV[4], 'planned_until', ARGV[7])
-redis.call('HINCRBY', KEYS[4], 'batches_planned', tonumber(ARGV[5]))
-redis.call('HINCRBY', KEYS[4], 'ids_planned', tonumber(ARGV[6]))
+redis.call('HINCRBY', KEYS[4], 'batches_planned', ARGV[5])
+redis.call('HINCRBY', KEYS[4], 'ids_planned', ARGV[6])  -- a string: exact 64-bit sum
 redis.call('HINCRBY', KEYS[4], 'batches_replanned', replays)
 redis.call('HINCRBY', KEYS[4], 'cycles', 1)
+if lost > 0 then redis.call('HINCRBY', KEYS[4], 'attempts_lost', lost) end
 return {1, first}

@@ -8,10 +8,10 @@ local entry = cjson.decode(raw)
 redis.call('HDEL', KEYS[1], ARGV[1])
 redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('HINCRBY', KEYS[3], 'batches_done', 1)
-redis.call('HINCRBY', KEYS[3], 'ids_done', tonumber(ARGV[3]))
-if tonumber(ARGV[4]) >= 0 then redis.call('HINCRBY', KEYS[3], 'rows_done', tonumber(ARGV[4])) end
+redis.call('HINCRBY', KEYS[3], 'ids_done', ARGV[3])  -- strings: exact 64-bit sums (Lua numbers are doubles)
+if tonumber(ARGV[4]) >= 0 then redis.call('HINCRBY', KEYS[3], 'rows_done', ARGV[4]) end
 redis.call('HSET', KEYS[4], 'last_activity', ARGV[5])
-redis.call('HINCRBY', KEYS[5], ARGV[6], tonumber(ARGV[3]))
+redis.call('HINCRBY', KEYS[5], ARGV[6], ARGV[3])
 redis.call('EXPIRE', KEYS[5], tonumber(ARGV[7]))
 if tostring(entry.token) ~= ARGV[2] then return 'done-superseded' end
 return 'done'

@@ -17,7 +17,7 @@ if ARGV[4] == '1' then
   redis.call('HSET', KEYS[3], ARGV[1], cjson.encode({error = ARGV[3], attempts = entry.attempts,
     failed_at = tonumber(ARGV[5])}))
   redis.call('HINCRBY', KEYS[4], 'batches_failed', 1)
-  redis.call('HINCRBY', KEYS[4], 'ids_failed', tonumber(ARGV[6]))
+  redis.call('HINCRBY', KEYS[4], 'ids_failed', ARGV[6])  -- a string: exact 64-bit sum
   return 'failed'
 end
 redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(entry))
