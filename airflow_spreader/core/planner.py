@@ -80,6 +80,17 @@ def slot_count(per_second: Number, duration: Number) -> int:
     return math.ceil(rate * length)
 
 
+def cycle_length(per_second: Number, duration: Number) -> Fraction:
+    """Seconds one cycle lasts: its ``slot_count`` slots at exactly ``1 / per_second`` each.
+
+    That is ``duration`` when ``per_second x duration`` is whole, otherwise up to one slot longer
+    (0.1/s for 1 s: one slot, a 10-s cycle). Cycles tile at this length, so over any run of whole
+    cycles the batches started are at most the rate times the time, where tiling at ``duration``
+    ran 1 batch a second at 0.1/s.
+    """
+    return slot_count(per_second, duration) / _positive(per_second, "per_second")
+
+
 def slot_offsets(per_second: Number, duration: Number) -> list[int]:
     """Whole seconds after the cycle start at which each batch slot is due."""
     rate = _positive(per_second, "per_second")
