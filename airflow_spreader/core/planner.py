@@ -2,9 +2,10 @@
 
 Ranges walk the id space from the top down. The k-th batch of a cycle starts
 ``floor(k / per_second)`` whole seconds after the cycle begins, and a cycle holds every
-``k`` with ``k / per_second < duration``. Rates and durations are turned into exact
-fractions (a float is read as the decimal it prints as) so that 3 per second for 2 seconds
-is exactly six batches, where float arithmetic gives seven.
+``k`` with ``k / per_second < duration``; the cycle then lasts its whole slots (``cycle_length``),
+so cycles tiled end to end never start more than ``per_second`` batches a second.
+Rates and durations are turned into exact fractions (a float is read as the decimal it
+prints as) so that 3 per second for 2 seconds is exactly six batches, where float arithmetic gives seven.
 """
 
 from __future__ import annotations
