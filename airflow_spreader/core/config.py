@@ -56,6 +56,9 @@ class Rule:
     low: int | None = None
     high: int | None = None
     note: str = ""
+    #: A largest value that keeps a cycle finite in time and memory; said in its own message.
+    cap: int | None = None
+    floor: float | None = None
 
     @property
     def allowed(self) -> str:
@@ -106,18 +109,60 @@ def check(rules: Mapping[str, Rule], values: Mapping[str, object]) -> None:
         )
 
 
-def _rule(kind: Kind, doc: str, low: int | None = None, high: int | None = None, note: str = "") -> Any:
-    return {"rule": Rule(kind, doc, low, high, note)}
+def _rule(kind: Kind, doc: str, low: int | None = None, high: int | None = None, note: str = "",
+          cap: int | None = None, floor: float | None = None) -> Any:
+    return {"rule": Rule(kind, doc, low, high, note, cap, floor)}
+
+
+#: The most batch slots one cycle may hold (per_second x duration): the reference's busiest cycle
+#: holds 1,350; 20,000 plan in well under a second and keep the cycle's XCom to a few MB.
+MAX_SLOTS_PER_CYCLE = 20_000
+MAX_BATCH_SIZE = 1_000_000_000
+MAX_DURATION = 86_400
+MAX_PER_SECOND = 1_000
+#: One slot at least every day: a slower rate would make a cycle (whole slots) longer than a day.
+MIN_PER_SECOND = 1 / 86_400
+MAX_LEASE_SECONDS = 30 * 86_400
+
+
+def limit_problems(rules: Mapping[str, Rule], values: Mapping[str, Any]) -> dict[str, str]:
+    """Values of the right kind that would hang, exhaust memory or overflow: field -> why, and the bound."""
+    problems = {}
+    for name, value in values.items():
+        rule = rules[name]
+        if rule.cap is not None and value > rule.cap:
+            problems[name] = (f"must be at most {rule.cap:,} (larger would hang or exhaust memory), "
+                              f"got {repr(value)[:40]}")
+        elif rule.floor is not None and value < rule.floor:
+            problems[name] = (f"must be at least 1/86400 = {rule.floor:.9f} (one batch a day; a slower cycle "
+                              f"would last more than a day), got {value!r}")
+    if not problems and "duration" in values:
+        from airflow_spreader.core.planner import slot_count  # noqa: PLC0415  (planner is pure too)
+
+        for name in ("per_second_on_peak", "per_second_off_peak"):
+            if name in values and slot_count(values[name], values["duration"]) > MAX_SLOTS_PER_CYCLE:
+                most = MAX_SLOTS_PER_CYCLE / values[name]
+                problems[name] = (
+                    f"{name} x duration = {values[name]!r} x {values['duration']!r} is "
+                    f"{slot_count(values[name], values['duration']):,} batch slots per cycle, more than the "
+                    f"{MAX_SLOTS_PER_CYCLE:,} a cycle may hold: set duration to at most {most:g} s "
+                    f"or a lower rate")
+    return problems
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class SpreadConfig:
     """How fast one backfill runs, and when its peak (slower) hours are."""
 
-    batch_size: int = field(metadata=_rule("int", "ids per batch (one range of the id space)", 1))
-    duration: float = field(metadata=_rule("number", "seconds of work planned per cycle"))
-    per_second_on_peak: float = field(metadata=_rule("number", "batches started per second in peak hours"))
-    per_second_off_peak: float = field(metadata=_rule("number", "batches started per second off peak"))
+    batch_size: int = field(metadata=_rule("int", "ids per batch (one range of the id space)", 1,
+                                           cap=MAX_BATCH_SIZE))
+    duration: float = field(metadata=_rule(
+        "number", "seconds of work planned per cycle; the cycle lasts its whole slots, "
+        "ceil(per_second x duration) / per_second, so the rate is never exceeded", cap=MAX_DURATION))
+    per_second_on_peak: float = field(metadata=_rule("number", "batches started per second in peak hours",
+                                                     cap=MAX_PER_SECOND, floor=MIN_PER_SECOND))
+    per_second_off_peak: float = field(metadata=_rule("number", "batches started per second off peak",
+                                                      cap=MAX_PER_SECOND, floor=MIN_PER_SECOND))
     on_peak_timezone: str = field(default="UTC", metadata=_rule("zone", "time zone of the peak hours"))
     on_peak_wday_begin: int = field(default=1, metadata=_rule("int", "first peak weekday", 0, 6, SUNDAY))
     on_peak_wday_end: int = field(
@@ -134,6 +179,7 @@ class SpreadConfig:
             "seconds a planned range may stay unfinished before it is planned again; "
             "must exceed the longest batch",
             1,
+            cap=MAX_LEASE_SECONDS,
         ),
     )
     max_tasks_per_cycle: int = field(
@@ -153,6 +199,9 @@ class SpreadConfig:
 
     def __post_init__(self) -> None:
         check(RULES, self.to_dict())
+        problems = limit_problems(RULES, self.to_dict())
+        if problems:
+            raise ConfigError(problems)
 
     @classmethod
     def from_dict(cls, data: object) -> SpreadConfig:
@@ -173,6 +222,8 @@ class SpreadConfig:
                 problems[key if isinstance(key, str) else repr(key)] = (
                     f"unknown field (allowed: {', '.join(RULES)})"
                 )
+        if not problems:
+            problems = limit_problems(RULES, data)
         if problems:
             raise ConfigError(problems, labels)
         return cls(**data)
@@ -228,7 +279,13 @@ class SpreadConfig:
         for f in dataclasses.fields(cls):
             default = "required" if f.name in REQUIRED else f"`{json.dumps(f.default)}`"
             rule = RULES[f.name]
-            lines.append(f"| `{f.name}` | {rule.allowed} | {default} | {rule.doc} |")
+            bound = [f"at most {rule.cap:,}"] if rule.cap is not None else []
+            if rule.floor is not None:
+                bound.insert(0, "at least 1/86400")
+            if f.name.startswith("per_second"):
+                bound.append(f"and x duration at most {MAX_SLOTS_PER_CYCLE:,} slots per cycle")
+            doc = f"{rule.doc} ({', '.join(bound)})" if bound else rule.doc
+            lines.append(f"| `{f.name}` | {rule.allowed} | {default} | {doc} |")
         return "\n".join(lines)
 
 

@@ -2,9 +2,10 @@
 
 Ranges walk the id space from the top down. The k-th batch of a cycle starts
 ``floor(k / per_second)`` whole seconds after the cycle begins, and a cycle holds every
-``k`` with ``k / per_second < duration``. Rates and durations are turned into exact
-fractions (a float is read as the decimal it prints as) so that 3 per second for 2 seconds
-is exactly six batches, where float arithmetic gives seven.
+``k`` with ``k / per_second < duration``; the cycle then lasts its whole slots (``cycle_length``),
+so cycles tiled end to end never start more than ``per_second`` batches a second.
+Rates and durations are turned into exact fractions (a float is read as the decimal it
+prints as) so that 3 per second for 2 seconds is exactly six batches, where float arithmetic gives seven.
 """
 
 from __future__ import annotations
@@ -82,6 +83,17 @@ def slot_count(per_second: Number, duration: Number) -> int:
     """How many batches one cycle holds: the number of ``k >= 0`` with ``k / per_second < duration``."""
     rate, length = _positive(per_second, "per_second"), _positive(duration, "duration")
     return math.ceil(rate * length)
+
+
+def cycle_length(per_second: Number, duration: Number) -> Fraction:
+    """Seconds one cycle lasts: its ``slot_count`` slots at exactly ``1 / per_second`` each.
+
+    That is ``duration`` when ``per_second x duration`` is whole, otherwise up to one slot longer
+    (0.1/s for 1 s: one slot, a 10-s cycle). Cycles tile at this length, so over any run of whole
+    cycles the batches started are at most the rate times the time, where tiling at ``duration``
+    ran 1 batch a second at 0.1/s.
+    """
+    return slot_count(per_second, duration) / _positive(per_second, "per_second")
 
 
 def slot_offsets(per_second: Number, duration: Number) -> list[int]:

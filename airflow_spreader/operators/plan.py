@@ -138,21 +138,23 @@ class PlanCycleOperator(BaseOperator):
         else:
             self.ensure_ledger()
         now = datetime.now(timezone.utc)
-        on_peak = config.peak_schedule.is_on_peak(now)
-        per_second = config.per_second(now)
         # The previous cycle's run starts this one a little before its planned end (lead_seconds): begin
-        # where it ends, so that cycles tile the time line without a gap or an overlap.
-        claim = tracker.claim_cycle(batch_size=config.batch_size, per_second=per_second,
+        # where it ends, so that cycles tile the time line without a gap or an overlap. The rate is the
+        # one in force at that begin (config.per_second is called with it inside the claim).
+        claim = tracker.claim_cycle(batch_size=config.batch_size, per_second=config.per_second,
                                     duration=config.duration, begin_at=now,
                                     lease_seconds=config.lease_seconds, after_previous=True)
         begin_at = claim.begin_at or now
+        on_peak = config.peak_schedule.is_on_peak(begin_at)
+        per_second = claim.per_second if claim.per_second is not None else config.per_second(begin_at)
+        length = (claim.end_at - begin_at).total_seconds() if claim.end_at else config.duration
         progress = tracker.progress()
         metrics.cycle_planned(self.backfill, batches=len(claim.batches), cursor=claim.cursor_after,
                               per_second=float(per_second))
         checkpoint.save(self.config_variable, tracker)
         groups = group_batches(claim.batches, config.max_tasks_per_cycle)
         summary = {
-            "begin_at": begin_at.isoformat(), "duration": config.duration, "lead_seconds": config.lead_seconds,
+            "begin_at": begin_at.isoformat(), "duration": length, "lead_seconds": config.lead_seconds,
             "per_second": float(per_second),
             "on_peak": on_peak, "batches": len(claim.batches), "replanned": claim.replanned,
             "task_instances": len(groups), "cursor_before": claim.cursor_before,

@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 from enum import Enum, IntEnum
 from typing import Any
 
-from airflow_spreader.core.planner import Batch, IdRange
+from airflow_spreader.core.planner import Batch, IdRange, Number
 
 
 class BeginState(str, Enum):
@@ -79,6 +79,10 @@ class CycleClaim:
     stopped: bool = False
     #: When the cycle begins (its first slot): the requested time, or the previous cycle's planned end.
     begin_at: datetime | None = None
+    #: The rate the cycle was planned at: the one in force at ``begin_at``.
+    per_second: Number | None = None
+    #: Where the cycle's slots end (the next cycle's begin); None when nothing was claimed.
+    end_at: datetime | None = None
 
     @property
     def replanned(self) -> int:

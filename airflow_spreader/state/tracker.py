@@ -9,18 +9,27 @@ resume never needs an id set by hand. Memory is O(ranges in flight + failed rang
 from __future__ import annotations
 
 import json
+import math
 import random
 import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import redis
 from redis.commands.core import Script
 
-from airflow_spreader.core.planner import Batch, IdRange, Number, carve_ranges, schedule, slot_offsets
+from airflow_spreader.core.planner import (
+    Batch,
+    IdRange,
+    Number,
+    carve_ranges,
+    cycle_length,
+    schedule,
+    slot_offsets,
+)
 from airflow_spreader.state import scripts
 from airflow_spreader.state.keys import REGISTRY_KEY, Keys, validate_name
 from airflow_spreader.state.records import (
@@ -35,6 +44,20 @@ from airflow_spreader.state.records import (
 
 MINUTE_BUCKETS_TTL = 86_400
 MAX_CLAIM_RETRIES = 100
+
+#: A fixed rate, or the rate in force at a moment (picked for the cycle's begin, known only in the claim).
+Rate = Number | Callable[[datetime], Number]
+
+
+def rate_at(per_second: Rate, at: datetime) -> Number:
+    """The rate of a cycle that begins at ``at``."""
+    return per_second(at) if callable(per_second) else per_second
+
+
+def cycle_end(begin_at: datetime, per_second: Number, duration: Number) -> datetime:
+    """Where a cycle ends: its whole slots at ``1 / per_second``, rounded up to the microsecond."""
+    length = cycle_length(per_second, duration)
+    return begin_at + timedelta(microseconds=math.ceil(length * 1_000_000))
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,7 +176,7 @@ class Tracker:
         self,
         *,
         batch_size: int,
-        per_second: Number,
+        per_second: Rate,
         duration: Number,
         begin_at: datetime,
         lease_seconds: float,
@@ -167,19 +190,21 @@ class Tracker:
         other ranges never get in the way. With ``after_previous``, the cycle begins at the planned
         end of the last claimed cycle when that is later than ``begin_at``: cycles tile the time
         line, so a next cycle planned early (or a second planner) never doubles the rate.
+        ``per_second`` may be a function of the begin time: the rate is then picked for the cycle's
+        begin, which is known only here. The cycle ends after its whole slots (``cycle_length``).
         """
-        offsets = slot_offsets(per_second, duration)
         for attempt in range(MAX_CLAIM_RETRIES):
-            snapshot = self._snapshot(len(offsets))
-            start = snapshot.begin(begin_at, after_previous)
+            snapshot, start, rate, offsets = self._read(per_second, duration, begin_at, after_previous)
             if snapshot.stopped:
-                return CycleClaim([], snapshot.cursor, snapshot.cursor, stopped=True, begin_at=start)
+                return CycleClaim([], snapshot.cursor, snapshot.cursor, stopped=True, begin_at=start,
+                                  per_second=rate)
             replays, fresh, planned = self._plan(snapshot, batch_size, offsets, start)
             if not planned:
-                return CycleClaim([], snapshot.cursor, snapshot.cursor, begin_at=start)
+                return CycleClaim([], snapshot.cursor, snapshot.cursor, begin_at=start, per_second=rate)
+            end = cycle_end(start, rate, duration)
             new_cursor = fresh[-1].begin_id - 1 if fresh else snapshot.cursor
             args: list[Any] = [snapshot.cursor, new_cursor, lease_seconds, snapshot.now, len(fresh),
-                               sum(r.size for r in fresh), start.timestamp() + float(duration)]
+                               sum(r.size for r in fresh), end.timestamp()]
             for i, batch in enumerate(planned):
                 args += [str(batch.id_range), batch.run_at.timestamp(),
                          snapshot.due[batch.id_range] if i < len(replays) else ""]
@@ -190,26 +215,39 @@ class Tracker:
                 first = int(outcome[1])
                 batches = [ClaimedBatch(b.run_at, b.begin_id, b.end_id, first + i, replanned=i < len(replays))
                            for i, b in enumerate(planned)]
-                return CycleClaim(batches, snapshot.cursor, new_cursor, begin_at=start)
+                return CycleClaim(batches, snapshot.cursor, new_cursor, begin_at=start, per_second=rate,
+                                  end_at=end)
             if result is ClaimOutcome.STOPPED:
-                return CycleClaim([], snapshot.cursor, snapshot.cursor, stopped=True, begin_at=start)
+                return CycleClaim([], snapshot.cursor, snapshot.cursor, stopped=True, begin_at=start,
+                                  per_second=rate)
             time.sleep(random.uniform(0, 0.002 * min(attempt + 1, 20)))
         raise TrackerError(f"backfill {self.name!r}: could not claim a cycle after "
                            f"{MAX_CLAIM_RETRIES} attempts (too many planners racing)")
 
-    def preview_cycle(self, *, batch_size: int, per_second: Number, duration: Number,
+    def preview_cycle(self, *, batch_size: int, per_second: Rate, duration: Number,
                       begin_at: datetime, after_previous: bool = False) -> CycleClaim:
         """What ``claim_cycle`` would plan now, without claiming anything (tokens are 0)."""
-        offsets = slot_offsets(per_second, duration)
-        snapshot = self._snapshot(len(offsets))
-        start = snapshot.begin(begin_at, after_previous)
+        snapshot, start, rate, offsets = self._read(per_second, duration, begin_at, after_previous)
         if snapshot.stopped:
-            return CycleClaim([], snapshot.cursor, snapshot.cursor, stopped=True, begin_at=start)
+            return CycleClaim([], snapshot.cursor, snapshot.cursor, stopped=True, begin_at=start, per_second=rate)
         replays, fresh, planned = self._plan(snapshot, batch_size, offsets, start)
         batches = [ClaimedBatch(b.run_at, b.begin_id, b.end_id, 0, replanned=i < len(replays))
                    for i, b in enumerate(planned)]
         return CycleClaim(batches, snapshot.cursor, fresh[-1].begin_id - 1 if fresh else snapshot.cursor,
-                          begin_at=start)
+                          begin_at=start, per_second=rate, end_at=cycle_end(start, rate, duration))
+
+    def _read(self, per_second: Rate, duration: Number, begin_at: datetime,
+              after_previous: bool) -> tuple[_Snapshot, datetime, Number, list[int]]:
+        """The snapshot, the cycle's begin, the rate in force then, and the cycle's slots."""
+        limit = len(slot_offsets(rate_at(per_second, begin_at), duration))
+        while True:
+            snapshot = self._snapshot(limit)
+            start = snapshot.begin(begin_at, after_previous)
+            rate = rate_at(per_second, start)
+            offsets = slot_offsets(rate, duration)
+            if len(offsets) <= limit:  # read enough due ranges for every slot (else read again, more)
+                return snapshot, start, rate, offsets
+            limit = len(offsets)
 
     @staticmethod
     def _plan(snapshot: _Snapshot, batch_size: int, offsets: list[int],

@@ -181,14 +181,13 @@ def run_plan(console: Console) -> int:
     if config.value is None:
         raise CliError(f"cannot preview without the configuration: {config.problem}")
     cfg, now = config.value, datetime.now(timezone.utc)
-    on_peak = cfg.peak_schedule.is_on_peak(now)
-    claim = tracker.preview_cycle(batch_size=cfg.batch_size, per_second=cfg.per_second(now), duration=cfg.duration,
+    claim = tracker.preview_cycle(batch_size=cfg.batch_size, per_second=cfg.per_second, duration=cfg.duration,
                                   begin_at=now, after_previous=True)  # as the plan task would claim it
     batches = [{"run_at": b.run_at.isoformat(), "begin_id": b.begin_id, "end_id": b.end_id, "replanned": b.replanned}
                for b in claim.batches]
     begin_at = claim.begin_at or now
-    data = {"backfill": args.name, "begin_at": begin_at.isoformat(), "on_peak": on_peak,
-            "per_second": cfg.per_second(now),
+    data = {"backfill": args.name, "begin_at": begin_at.isoformat(), "on_peak": cfg.peak_schedule.is_on_peak(begin_at),
+            "per_second": cfg.per_second(begin_at),
             "duration": cfg.duration, "stopped": claim.stopped, "cursor_before": claim.cursor_before,
             "cursor_after": claim.cursor_after, "batches": batches}
     console.emit(data, plan_text(data, claim.replanned, status_model.display_zone(cfg)))
