@@ -83,3 +83,16 @@ def test_only_the_names_module_spells_the_names_of_a_backfill() -> None:
     spelled = [str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py")
                if 'f"spreader__' in p.read_text() or '"spreader__' in p.read_text()]
     assert spelled == []
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE).with_suffix("").parts
+    return ".".join(["airflow_spreader", *[p for p in parts if p != "__init__"]])
+
+
+def test_no_two_modules_of_a_layer_import_each_other() -> None:
+    """An import cycle (core/config.py and core/peak.py once) means two modules hold one concept."""
+    graph = {module_name(p): {m for m in imports(p) if m.startswith("airflow_spreader.")}
+             for p in PACKAGE.rglob("*.py")}
+    cycles = sorted(f"{a} <-> {b}" for a, deps in graph.items() for b in deps if a < b and a in graph.get(b, ()))
+    assert cycles == []

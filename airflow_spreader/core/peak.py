@@ -12,7 +12,16 @@ from dataclasses import dataclass, fields
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
-from airflow_spreader.core.config import RULES, check
+from airflow_spreader.core.rules import SUNDAY, Rule, check
+
+#: The rules of the schedule's fields, which the configuration's ``on_peak_*`` fields share.
+PEAK_RULES = {
+    "timezone": Rule("zone", "time zone of the peak hours"),
+    "wday_begin": Rule("int", "first peak weekday", 0, 6, SUNDAY),
+    "wday_end": Rule("int", "last peak weekday (inclusive; may wrap)", 0, 6, SUNDAY),
+    "hour_begin": Rule("int", "first peak hour", 0, 23),
+    "hour_end": Rule("int", "last peak hour (inclusive, up to hh:59:59; may wrap)", 0, 23),
+}
 
 _HOUR = timedelta(hours=1)
 _TICK = timedelta(microseconds=1)
@@ -50,9 +59,8 @@ class PeakSchedule:
     hour_end: int
 
     def __post_init__(self) -> None:
-        # The same rules as the configuration's on_peak_* fields, under this class's names.
         values = {f.name: getattr(self, f.name) for f in fields(self)}
-        check({name: RULES[f"on_peak_{name}"] for name in values}, values)
+        check(PEAK_RULES, values)
 
     @property
     def zone(self) -> ZoneInfo:
