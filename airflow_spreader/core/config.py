@@ -19,6 +19,8 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from airflow_spreader.errors import SpreaderError
+
 if TYPE_CHECKING:
     from airflow_spreader.core.peak import PeakSchedule
 
@@ -27,7 +29,7 @@ SUNDAY = "0 = Sunday"
 ZONE_EXAMPLE = "an IANA time zone name such as 'UTC' or 'Europe/Paris'"
 
 
-class ConfigError(ValueError):
+class ConfigError(SpreaderError, ValueError):
     """One or more configuration problems; ``problems`` maps each field to what is wrong with it.
 
     Problems with the document as a whole (not JSON, not an object) are under the key ``""``.

@@ -14,6 +14,7 @@ from airflow.sdk.exceptions import AirflowFailException
 from airflow_spreader import metrics
 from airflow_spreader.core.config import ConfigError, SpreadConfig
 from airflow_spreader.core.grouping import group_batches
+from airflow_spreader.errors import SpreaderError
 from airflow_spreader.hooks.source import SourceDatabaseHook
 from airflow_spreader.hooks.spreader import SpreaderHook
 from airflow_spreader.operators import checkpoint
@@ -28,11 +29,11 @@ def variable_key(dag_id: str) -> str:
     return f"spreader__{dag_id}"
 
 
-class TrackerUnavailable(RuntimeError):
+class TrackerUnavailable(SpreaderError, RuntimeError):
     """The tracker's Redis cannot be reached: nothing is planned."""
 
 
-class PoolMissingError(RuntimeError):
+class PoolMissingError(SpreaderError, RuntimeError):
     """Airflow would leave the batches ``scheduled`` forever, without a word: say it instead."""
 
 

@@ -21,6 +21,7 @@ from functools import cached_property, lru_cache
 
 import sqlalchemy as sa
 
+from airflow_spreader.errors import SpreaderError
 from airflow_spreader.sql.table import SourceTable, TableError, safe_url
 
 __all__ = ["DEFAULT_LEDGER_TABLE", "Ledger", "LedgerKey", "RangeAlreadyDone", "ledger_named"]
@@ -28,7 +29,7 @@ __all__ = ["DEFAULT_LEDGER_TABLE", "Ledger", "LedgerKey", "RangeAlreadyDone", "l
 DEFAULT_LEDGER_TABLE = "spreader_ledger"
 
 
-class RangeAlreadyDone(Exception):
+class RangeAlreadyDone(SpreaderError):
     """The range's ledger row exists: its work committed before. ``rows`` is what it reported then."""
 
     def __init__(self, key: LedgerKey, rows: int | None) -> None:

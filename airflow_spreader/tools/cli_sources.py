@@ -22,11 +22,12 @@ from urllib.parse import urlsplit, urlunsplit
 import redis
 
 from airflow_spreader.core.config import ConfigError, SpreadConfig
+from airflow_spreader.errors import SpreaderError
 
 T = TypeVar("T")
 
 
-class CliError(Exception):
+class CliError(SpreaderError):
     """A problem told as one line on stderr, with the exit code to leave with."""
 
     def __init__(self, message: str, exit_code: int = 1) -> None:
