@@ -31,10 +31,10 @@ $(STAMP): setup.cfg pyproject.toml $(wildcard constraints/*.txt)
 	touch $(STAMP)
 
 demo: venv
-	$(BIN)/python -m airflow_spreader.tools.demo
+	$(BIN)/python -m devtools.demo
 
 test: venv browser
-	$(BIN)/python -m ruff check airflow_spreader tests dags bench
+	$(BIN)/python -m ruff check airflow_spreader devtools tests dags bench
 	$(BIN)/python -m mypy
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
@@ -45,7 +45,7 @@ browser: venv
 	  $(BIN)/python -m playwright install $$( [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && echo --with-deps ) chromium
 
 lint: venv
-	$(BIN)/python -m ruff check airflow_spreader tests dags bench
+	$(BIN)/python -m ruff check airflow_spreader devtools tests dags bench
 	$(BIN)/python -m mypy
 
 # Benchmarks (issue 7): ~14 min on 2 cores, writes bench/RESULTS.md; see bench/README.md.

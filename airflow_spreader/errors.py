@@ -1,7 +1,13 @@
-"""The root of every error the package raises, so that ``except SpreaderError`` catches all of them."""
+"""The root of every error airflow-spreader raises, so ``except SpreaderError`` catches all of ours.
+
+The concrete classes keep their builtin bases too (``ConfigError`` is still a ``ValueError``), so existing
+``except ValueError`` / ``except RuntimeError`` clauses keep working. Layer core: imports nothing.
+"""
 
 from __future__ import annotations
 
+__all__ = ["SpreaderError"]
+
 
 class SpreaderError(Exception):
-    """Any error of airflow-spreader."""
+    """Base class of every exception defined by airflow-spreader."""

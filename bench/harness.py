@@ -24,11 +24,11 @@ import psutil
 import redis
 import sqlalchemy as sa
 
-from airflow_spreader.state.embedded import EmbeddedRedis
 from airflow_spreader.state.tracker import Tracker
-from airflow_spreader.tools.stack import AirflowStack
 from bench import workload
 from bench.common import ROOT
+from devtools.embedded import EmbeddedRedis
+from devtools.stack import AirflowStack
 
 DAG_ID = "spreader_bench"
 DAGS = Path(__file__).resolve().parent / "dags"

@@ -23,11 +23,11 @@ from typing import TypeVar
 import redis
 import sqlalchemy as sa
 
-from airflow_spreader.state.embedded import EmbeddedRedis
 from bench import console_latency, end_to_end, planner_scaling, scheduler_cost, tracker_throughput, workload
 from bench.common import Section, Stats, Table, machine_table
 from bench.harness import COMPONENTS, bench_stack
 from bench.profiling import Profile
+from devtools.embedded import EmbeddedRedis
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_POSTGRES = "postgresql+psycopg2://postgres@127.0.0.1:5432/test"

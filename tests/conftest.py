@@ -32,8 +32,8 @@ import pytest
 import redis
 from hypothesis import settings
 
-from airflow_spreader.state.embedded import EmbeddedRedis
 from airflow_spreader.state.tracker import Tracker
+from devtools.embedded import EmbeddedRedis
 
 # These machines are noisy: judge properties, never per-example timings.
 settings.register_profile("spreader", deadline=None, print_blob=True)

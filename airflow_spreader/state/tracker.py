@@ -30,6 +30,7 @@ from airflow_spreader.core.planner import (
     schedule,
     slot_offsets,
 )
+from airflow_spreader.errors import SpreaderError
 from airflow_spreader.state import scripts
 from airflow_spreader.state.keys import REGISTRY_KEY, Keys, validate_name
 from airflow_spreader.state.records import (
@@ -83,7 +84,7 @@ def text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
-class TrackerError(RuntimeError):
+class TrackerError(SpreaderError, RuntimeError):
     """The tracker's state does not allow the request (not started, lost, busy)."""
 
 

@@ -9,7 +9,8 @@ import sys
 
 import pytest
 
-from airflow_spreader.get_provider_info import VERSION, get_provider_info
+from airflow_spreader import __version__ as VERSION
+from airflow_spreader.get_provider_info import get_provider_info
 
 pytestmark = pytest.mark.airflow
 

@@ -1,7 +1,7 @@
 """Fixtures for end-to-end tests against real Airflow components (marker ``scheduler``).
 
 ``airflow_stack_factory(dags_folder, env=..., **kwargs)`` returns a started
-:class:`~airflow_spreader.tools.stack.AirflowStack` in a fresh temporary AIRFLOW_HOME. A start costs about a
+:class:`~devtools.stack.AirflowStack` in a fresh temporary AIRFLOW_HOME. A start costs about a
 minute on 2 cores, so the factory reuses a running stack when asked again for the same dags folder, env and
 options, and keeps at most one stack alive (asking for a different one stops the previous). Everything is
 stopped at the end of the session. Run these tests alone with ``.venv/bin/python -m pytest -m scheduler``.
@@ -18,7 +18,7 @@ from typing import Any, Protocol
 import pytest
 import sqlalchemy as sa
 
-from airflow_spreader.tools.stack import AirflowStack
+from devtools.stack import AirflowStack
 from tests.airflow.conftest import POSTGRES_URL
 
 

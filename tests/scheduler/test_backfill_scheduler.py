@@ -15,7 +15,7 @@ import redis
 import sqlalchemy as sa
 
 from airflow_spreader.state.tracker import Tracker
-from airflow_spreader.tools.stack import AirflowStack
+from devtools.stack import AirflowStack
 from tests.airflow.conftest import TABLE, redis_connection
 from tests.conftest import TESTS
 

@@ -28,8 +28,8 @@ import redis
 import sqlalchemy as sa
 
 from airflow_spreader.state.tracker import Tracker
-from airflow_spreader.tools.rest import AirflowClient
-from airflow_spreader.tools.stack import AirflowStack
+from devtools.rest import AirflowClient
+from devtools.stack import AirflowStack
 from tests.airflow.conftest import redis_connection
 from tests.conftest import TESTS
 

@@ -27,8 +27,8 @@ import redis
 import sqlalchemy as sa
 
 from airflow_spreader.state.tracker import Tracker
-from airflow_spreader.tools.components import DEFAULT_COMPONENTS, celery_worker
-from airflow_spreader.tools.stack import AirflowStack
+from devtools.components import DEFAULT_COMPONENTS, celery_worker
+from devtools.stack import AirflowStack
 from tests.airflow.conftest import redis_connection
 from tests.conftest import TESTS
 from tests.scheduler.conftest import drill_source_env

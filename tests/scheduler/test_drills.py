@@ -22,9 +22,9 @@ import pytest
 import redis
 import sqlalchemy as sa
 
-from airflow_spreader.state.embedded import EmbeddedRedis
 from airflow_spreader.state.tracker import Tracker
-from airflow_spreader.tools.stack import AirflowStack
+from devtools.embedded import EmbeddedRedis
+from devtools.stack import AirflowStack
 from tests.airflow.conftest import redis_connection
 from tests.conftest import TESTS
 from tests.scheduler.conftest import drill_source_env

@@ -14,8 +14,8 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from airflow_spreader.tools.rest import AirflowApiError
-from airflow_spreader.tools.stack import AirflowStack
+from devtools.rest import AirflowApiError
+from devtools.stack import AirflowStack
 from tests.conftest import TESTS
 
 pytestmark = pytest.mark.scheduler

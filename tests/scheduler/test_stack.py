@@ -13,7 +13,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from airflow_spreader.tools.stack import AirflowStack
+from devtools.stack import AirflowStack
 
 pytestmark = pytest.mark.scheduler
 

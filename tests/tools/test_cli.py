@@ -20,10 +20,10 @@ import airflow.settings  # noqa: F401 - Airflow sets its logging up on import: n
 import pytest
 import redis
 
-from airflow_spreader.state.embedded import free_port
 from airflow_spreader.state.tracker import Tracker
 from airflow_spreader.tools.cli import main
 from airflow_spreader.tools.cli_status import duration_text
+from devtools.embedded import free_port
 
 SCRIPT = Path(sys.executable).parent / "airflow-spreader"
 

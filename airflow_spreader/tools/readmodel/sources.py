@@ -24,11 +24,12 @@ import redis
 
 from airflow_spreader.core.config import ConfigError, SpreadConfig
 from airflow_spreader.core.names import config_variable
+from airflow_spreader.errors import SpreaderError
 
 T = TypeVar("T")
 
 
-class SourceError(Exception):
+class SourceError(SpreaderError):
     """A place cannot be read or written; the console tells it as one line with ``exit_code``, the page as 503."""
 
     def __init__(self, message: str, exit_code: int = 1) -> None:

@@ -11,7 +11,7 @@ Every component gets the same environment (built by :meth:`AirflowStack.environm
 environment minus any ``AIRFLOW*``/``PYTEST_*`` variable (so the stack is hermetic), then the stack's
 settings, then ``env``, which wins. Each component runs in its own process group (Airflow's children survive
 a SIGTERM to their parent) with its output in ``<home>/logs/<name>.log``. Components are Airflow commands
-(``"celery worker"``) or :class:`~airflow_spreader.tools.components.Component` (names, extra arguments,
+(``"celery worker"``) or :class:`~devtools.components.Component` (names, extra arguments,
 Celery workers). :meth:`AirflowStack.stop` kills the groups, every descendant and every process carrying the
 stack's marker variable (task processes put themselves in new groups), and is idempotent and registered
 with ``atexit``.
@@ -37,8 +37,8 @@ from typing import Any
 import httpx
 import psutil
 
-from airflow_spreader.tools.components import DEFAULT_COMPONENTS, JOB_TYPES, Component
-from airflow_spreader.tools.rest import AirflowApiError, AirflowClient
+from devtools.components import DEFAULT_COMPONENTS, JOB_TYPES, Component
+from devtools.rest import AirflowApiError, AirflowClient
 
 __all__ = ["DEFAULT_COMPONENTS", "AirflowStack", "Component", "StackError"]
 MARKER_VAR = "AIRFLOW_SPREADER_STACK_ID"
@@ -128,7 +128,7 @@ class AirflowStack:
 
     @property
     def client(self) -> AirflowClient:
-        """REST client for the api-server (see :class:`airflow_spreader.tools.rest.AirflowClient`)."""
+        """REST client for the api-server (see :class:`devtools.rest.AirflowClient`)."""
         if self._client is None:
             self._client = AirflowClient(self.base_url)
         return self._client

@@ -21,13 +21,14 @@ import redis
 import sqlalchemy as sa
 
 from airflow_spreader.core.names import config_variable
-from airflow_spreader.state.embedded import EmbeddedRedis
 from airflow_spreader.state.records import Progress
 from airflow_spreader.state.tracker import Tracker
-from airflow_spreader.tools.stack import AirflowStack
+from devtools.embedded import EmbeddedRedis
+from devtools.stack import AirflowStack
 
 DAG_ID = "example_backfill"
-REPO_DAGS = Path(__file__).resolve().parents[2] / "dags"
+# devtools/ sits at the repo root, beside dags/ (the demo runs from a source checkout, never installed).
+REPO_DAGS = Path(__file__).resolve().parent.parent / "dags"
 DEMO_CONFIG = {"batch_size": 500, "duration": 20, "per_second_on_peak": 5.0, "per_second_off_peak": 5.0,
                "max_tasks_per_cycle": 8, "lease_seconds": 600}
 

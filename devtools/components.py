@@ -1,4 +1,4 @@
-"""The long-running Airflow commands an :class:`~airflow_spreader.tools.stack.AirflowStack` starts.
+"""The long-running Airflow commands an :class:`~devtools.stack.AirflowStack` starts.
 
 A component is ``airflow *args`` with a name (its log is ``<home>/logs/<name>.log``). A plain string is
 split like a shell would: ``"scheduler"``, ``"celery worker"``, ``"triggerer --capacity 50"``. Two Celery

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import redis
 
-from airflow_spreader.state.embedded import EmbeddedRedis
 from airflow_spreader.state.tracker import Tracker
+from devtools.embedded import EmbeddedRedis
 
 
 def test_embedded_redis_serves_a_tracker_and_stops_cleanly() -> None:

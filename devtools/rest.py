@@ -1,7 +1,7 @@
 """A small client for the Airflow 3 REST API (``/api/v2``), used by the demo and the end-to-end tests.
 
 It needs no Airflow import: it speaks HTTP to a running api-server. Against a stack started by
-:class:`airflow_spreader.tools.stack.AirflowStack` no token is needed (``SIMPLE_AUTH_MANAGER_ALL_ADMINS``);
+:class:`devtools.stack.AirflowStack` no token is needed (``SIMPLE_AUTH_MANAGER_ALL_ADMINS``);
 otherwise pass ``token`` (from ``POST /auth/token``).
 """
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from airflow_spreader.tools.components import DEFAULT_COMPONENTS, Component, celery_worker
+from devtools.components import DEFAULT_COMPONENTS, Component, celery_worker
 
 
 def test_plain_commands_keep_their_names_and_health_keys() -> None:
