@@ -9,6 +9,7 @@ from typing import Any
 from airflow.sdk import DAG
 from airflow.sdk.definitions.param import Param
 
+from airflow_spreader.core.timing import missing_work
 from airflow_spreader.operators.batch import BatchWork, SpreadBatchOperator
 from airflow_spreader.operators.next_cycle import NextCycleOperator
 from airflow_spreader.operators.plan import PlanCycleOperator, variable_key
@@ -55,7 +56,7 @@ def backfill_dag(
         a range is run again (at least once); use it when the work does not write to the source database.
     """
     if work is None and batch_operator is SpreadBatchOperator:
-        raise TypeError(f"backfill_dag({dag_id!r}): give work=callable or a batch_operator subclass")
+        raise missing_work(f"backfill_dag({dag_id!r})", "a batch_operator subclass")
     name = validate_name(backfill or dag_id)
     pool = pool or dag_id
     dag_kwargs.setdefault("schedule", None)

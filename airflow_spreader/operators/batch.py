@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-import inspect
 import time
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import Any
 
-from airflow.sdk import BaseOperator, Context
+from airflow.sdk import Context
 
 from airflow_spreader import metrics
+from airflow_spreader.core.timing import call_work, missing_work
 from airflow_spreader.hooks.source import SourceDatabaseHook
 from airflow_spreader.hooks.spreader import SpreaderHook
+from airflow_spreader.operators.timing import TimedWaits
 from airflow_spreader.sql.ledger import DEFAULT_LEDGER_TABLE, LedgerKey, RangeAlreadyDone, ledger_named
 from airflow_spreader.state.records import ClaimedBatch
 from airflow_spreader.state.tracker import Tracker
@@ -31,7 +32,7 @@ class NoGeneration(RuntimeError):
     """The backfill's generation could not be read: without it the ledger row would not name this run."""
 
 
-class SpreadBatchOperator(BaseOperator):
+class SpreadBatchOperator(TimedWaits):
     """Run each of ``batches`` at its ``run_at``, deferred while waiting, so waiting holds no worker slot.
 
     Give the work as ``work=`` or override :meth:`process` in a subclass. A batch starts only
@@ -45,11 +46,6 @@ class SpreadBatchOperator(BaseOperator):
     """
 
     ui_color = "#fef7e0"
-    #: Waits longer than this many seconds are deferred to the triggerer; shorter ones sleep in the worker.
-    defer_threshold: float = 10.0
-    #: The triggerer wakes the task this many seconds early, to absorb the task's restart; it then sleeps
-    #: until the batch's exact time.
-    wake_margin: float = 3.0
 
     def __init__(
         self,
@@ -79,10 +75,12 @@ class SpreadBatchOperator(BaseOperator):
     def process(self, connection: Any, begin_id: int, end_id: int, context: Context) -> int | None:
         """Do the work of one range inside the open transaction ``connection``."""
         if self.work is None:
-            raise TypeError(f"{type(self).__name__} needs work=callable, or a subclass overriding process()")
-        if "context" in inspect.signature(self.work).parameters:
-            return self.work(connection, begin_id, end_id, context=context)  # type: ignore[no-any-return]
-        return self.work(connection, begin_id, end_id)  # type: ignore[no-any-return]
+            raise missing_work(type(self).__name__, "a subclass overriding process()")
+        return call_work(self.work, connection, begin_id, end_id, context=context)  # type: ignore[no-any-return]
+
+    def wake_trigger(self, wake_at: datetime) -> BackfillWaitTrigger:
+        """Wakes the task at ``wake_at``, or at once when the backfill is stopped."""
+        return BackfillWaitTrigger(self.backfill, self.redis_conn_id, wake_at)
 
     def execute(self, context: Context) -> dict[str, int]:
         return self.run_due(context)
@@ -103,13 +101,8 @@ class SpreadBatchOperator(BaseOperator):
         outcome = {"done": 0, "skipped": 0, "stopped": 0, "failed": 0, "already_done": 0}
         failures: list[str] = []
         for batch in (ClaimedBatch.from_dict(data) for data in self.batches):
-            wait = (batch.run_at - datetime.now(timezone.utc)).total_seconds()
-            if wait > 0 and not tracker.is_stopped():
-                if wait > self.defer_threshold:
-                    wake_at = batch.run_at - timedelta(seconds=self.wake_margin)
-                    self.defer(trigger=BackfillWaitTrigger(self.backfill, self.redis_conn_id, wake_at),
-                               method_name="resume")
-                time.sleep(wait)
+            if batch.run_at > datetime.now(timezone.utc) and not tracker.is_stopped():
+                self.wait_for(batch.run_at, self.wake_trigger)
             outcome[self.run_one(tracker, batch, context, attempt, generation, final_try, failures)] += 1
         self.log.info("Backfill %r: %s", self.backfill, outcome)
         if outcome["stopped"]:

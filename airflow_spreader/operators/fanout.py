@@ -8,11 +8,10 @@ until each of its items' times. See docs/fanout.md.
 
 from __future__ import annotations
 
-import inspect
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
+from functools import partial
 from typing import Any
 
 from airflow.providers.standard.triggers.temporal import DateTimeTrigger
@@ -33,6 +32,8 @@ from airflow_spreader.core.schedule_interval import (
     run_start,
     schedule_interval,
 )
+from airflow_spreader.core.timing import call_work, check_timing, missing_work
+from airflow_spreader.operators.timing import TimedWaits
 
 __all__ = [  # the schedule arithmetic moved to core.schedule_interval; still importable from here
     "SPREAD_OVER_CONF_KEY", "FanoutScheduleError", "Interval", "cron_period", "run_interval_override", "run_start",
@@ -47,6 +48,16 @@ DEFAULT_MAX_TASKS = 256
 SPREAD_XCOM_KEY = "spread"
 #: The XCom key under which an ``items`` task instance keeps its position across a deferral.
 PROGRESS_XCOM_KEY = "fanout_progress"
+
+
+def wake_trigger(wake_at: datetime) -> DateTimeTrigger:
+    return DateTimeTrigger(moment=wake_at)
+
+
+def save_progress(context: Context, progress: Progress, position: int) -> None:
+    """Before a deferral: the next item to run and the results so far, for the resume."""
+    progress.next = position
+    context["ti"].xcom_push(key=PROGRESS_XCOM_KEY, value=asdict(progress))
 
 
 class ItemsFailed(RuntimeError):
@@ -123,7 +134,7 @@ class Progress:
     failures: list[str] = field(default_factory=list)
 
 
-class SpreadItemsOperator(BaseOperator):
+class SpreadItemsOperator(TimedWaits):
     """Run each of ``items`` (``TimedItem`` dicts, in time order) at its time, deferred while waiting.
 
     Give the work as ``work=`` or override :meth:`process`. Before each deferral the position,
@@ -133,26 +144,19 @@ class SpreadItemsOperator(BaseOperator):
     """
 
     ui_color = "#fef7e0"
-    #: Waits longer than this many seconds are deferred to the triggerer; shorter ones sleep in the worker.
-    defer_threshold: float = 10.0
-    #: The triggerer (which polls every second) wakes the task this many seconds early, to absorb the
-    #: task's restart; it then sleeps until the item's exact time. At most ``defer_threshold``.
-    wake_margin: float = 3.0
 
     def __init__(self, *, items: list[dict[str, Any]], work: ItemWork | None = None,
                  defer_threshold: float | None = None, wake_margin: float | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if work is None and type(self).process is SpreadItemsOperator.process:
-            raise TypeError(f"{type(self).__name__} needs work=callable, or a subclass overriding process()")
+            raise missing_work(type(self).__name__, "a subclass overriding process()")
         self.items = items
         self.work = work
         if defer_threshold is not None:
             self.defer_threshold = defer_threshold
         if wake_margin is not None:
             self.wake_margin = wake_margin
-        if not 0 <= self.wake_margin <= self.defer_threshold:
-            raise ValueError(f"need 0 <= wake_margin ({self.wake_margin}) <= defer_threshold "
-                             f"({self.defer_threshold})")
+        check_timing(self.defer_threshold, self.wake_margin)
 
     @property
     def label(self) -> str:
@@ -165,9 +169,7 @@ class SpreadItemsOperator(BaseOperator):
     def process(self, item: Any, context: Context) -> Any:
         """Do the work of one item."""
         assert self.work is not None  # checked in __init__
-        if "context" in inspect.signature(self.work).parameters:
-            return self.work(item, context=context)
-        return self.work(item)
+        return call_work(self.work, item, context=context)
 
     def execute(self, context: Context) -> list[Any]:
         return self.run_from(context, Progress())
@@ -196,14 +198,7 @@ class SpreadItemsOperator(BaseOperator):
         entries = [TimedItem.from_dict(data) for data in self.items]
         for position in range(progress.next, len(entries)):
             entry = entries[position]
-            wait = (entry.at - datetime.now(timezone.utc)).total_seconds()
-            if wait > self.defer_threshold:
-                progress.next = position
-                context["ti"].xcom_push(key=PROGRESS_XCOM_KEY, value=asdict(progress))
-                self.defer(trigger=DateTimeTrigger(moment=entry.at - timedelta(seconds=self.wake_margin)),
-                           method_name="resume")
-            if wait > 0:
-                time.sleep(max(0.0, (entry.at - datetime.now(timezone.utc)).total_seconds()))
+            self.wait_for(entry.at, wake_trigger, before=partial(save_progress, context, progress, position))
             late = (datetime.now(timezone.utc) - entry.at).total_seconds()
             self.log.info("Item #%d (due %s, %.3f s late): %s", entry.index, entry.at.isoformat(), late, entry.item)
             try:
@@ -246,7 +241,7 @@ def spread_items(
     :return: the mapped ``items`` task, to chain downstream tasks to (its outputs are the items' results).
     """
     if work is None and item_operator is SpreadItemsOperator:
-        raise TypeError(f"spread_items({task_id!r}): give work=callable or an item_operator subclass")
+        raise missing_work(f"spread_items({task_id!r})", "an item_operator subclass")
     with TaskGroup(group_id=task_id, tooltip="airflow-spreader fan-out: plan the starts, run each at its time"):
         plan = PlanFanoutOperator(task_id="plan", items=items, interval=interval, window=window,
                                   max_per_second=max_per_second, max_tasks=max_tasks, **(plan_kwargs or {}))

@@ -97,6 +97,6 @@ def test_a_batch_that_reads_no_generation_does_not_run(source: Source) -> None:
     assert calls == [] and set(source.counters().values()) == {0}
     if DEFAULT_LEDGER_TABLE in sa.inspect(source.engine).get_table_names():
         with source.engine.connect() as conn:
-            assert conn.execute(sa.text(f"SELECT COUNT(*) FROM {DEFAULT_LEDGER_TABLE} WHERE backfill = :b"),
-                                {"b": source.dag_id}).scalar() == 0
+            assert conn.execute(sa.text(f"SELECT COUNT(*) FROM {DEFAULT_LEDGER_TABLE} "
+                                        "WHERE backfill = :b AND generation = ''"), {"b": source.dag_id}).scalar() == 0
     assert source.tracker.progress().batches_done == 0 and len(source.tracker.in_flight()) == 1
