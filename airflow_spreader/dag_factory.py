@@ -10,6 +10,7 @@ from airflow.sdk import DAG
 from airflow.sdk.definitions.param import Param
 
 from airflow_spreader.core.names import config_variable, validate_name
+from airflow_spreader.core.timing import missing_work
 from airflow_spreader.hooks.airflow_api import DEFAULT_API_CONN_ID
 from airflow_spreader.operators.batch import BatchWork, SpreadBatchOperator
 from airflow_spreader.operators.next_cycle import NextCycleOperator
@@ -61,7 +62,7 @@ def backfill_dag(
         refusal (401/403) fails the plan saying so; ``check_pool=False`` skips the check.
     """
     if work is None and batch_operator is SpreadBatchOperator:
-        raise TypeError(f"backfill_dag({dag_id!r}): give work=callable or a batch_operator subclass")
+        raise missing_work(f"backfill_dag({dag_id!r})", "a batch_operator subclass")
     name = validate_name(backfill or dag_id)
     pool = pool or dag_id
     dag_kwargs.setdefault("schedule", None)

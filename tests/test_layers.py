@@ -10,12 +10,13 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).parents[1] / "airflow_spreader"
-LAYERS = {"core": 1, "errors": 1, "sql": 1, "state": 2, "hooks": 3, "operators": 3, "triggers": 3, "dag_factory": 3,
+LAYERS = {"core": 1, "errors": 1, "sql": 1, "state": 2, "cycle": 2.5, "hooks": 3, "operators": 3, "triggers": 3,
+          "dag_factory": 3,
           "get_provider_info": 3, "metrics": 3,
           "tools": 4, "__main__": 4}
 
 
-def layer_of(module: str) -> int | None:
+def layer_of(module: str) -> float | None:
     parts = module.split(".")
     if parts[0] != "airflow_spreader" or len(parts) < 2:
         return None
@@ -41,7 +42,7 @@ def test_modules_import_only_lower_layers(path: Path) -> None:
         other = layer_of(module)
         if other is not None:
             assert other <= own, f"{path.name} (layer {own}) imports {module} (layer {other})"
-        if own <= 2:
+        if own <= 2.5:  # core, sql, state and cycle run without Airflow
             assert not (module == "airflow" or module.startswith("airflow.")), f"{path.name} imports {module}"
 
 

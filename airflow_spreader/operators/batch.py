@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
-import inspect
 import time
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import Any
 
-from airflow.sdk import BaseOperator, Context
+from airflow.sdk import Context
 
 from airflow_spreader import metrics
+from airflow_spreader.core.timing import call_work, missing_work
 from airflow_spreader.errors import SpreaderError
 from airflow_spreader.hooks.source import SourceDatabaseHook
 from airflow_spreader.hooks.spreader import SpreaderHook
+from airflow_spreader.operators.timing import TimedWaits
 from airflow_spreader.sql.ledger import DEFAULT_LEDGER_TABLE, LedgerKey, RangeAlreadyDone, ledger_named
 from airflow_spreader.state.records import ClaimedBatch
+from airflow_spreader.state.tracker import Tracker
 from airflow_spreader.triggers.backfill_wait import BackfillWaitTrigger
 
 #: The work for one range: ``work(connection, begin_id, end_id)``, optionally ``context=``.
@@ -27,7 +29,11 @@ class BatchesFailed(SpreaderError, RuntimeError):
     """Some batches of this task instance raised; Airflow's retry re-runs only those."""
 
 
-class SpreadBatchOperator(BaseOperator):
+class NoGeneration(RuntimeError):
+    """The backfill's generation could not be read: without it the ledger row would not name this run."""
+
+
+class SpreadBatchOperator(TimedWaits):
     """Run each of ``batches`` at its ``run_at``, deferred while waiting, so waiting holds no worker slot.
 
     Give the work as ``work=`` or override :meth:`process` in a subclass. A batch starts only
@@ -41,11 +47,6 @@ class SpreadBatchOperator(BaseOperator):
     """
 
     ui_color = "#fef7e0"
-    #: Waits longer than this many seconds are deferred to the triggerer; shorter ones sleep in the worker.
-    defer_threshold: float = 10.0
-    #: The triggerer wakes the task this many seconds early, to absorb the task's restart; it then sleeps
-    #: until the batch's exact time.
-    wake_margin: float = 3.0
 
     def __init__(
         self,
@@ -65,7 +66,6 @@ class SpreadBatchOperator(BaseOperator):
         self.redis_conn_id = redis_conn_id
         self.work = work
         self.ledger_table = ledger_table
-        self._generation: str | None = None
 
     @property
     def id_ranges(self) -> str:
@@ -76,10 +76,12 @@ class SpreadBatchOperator(BaseOperator):
     def process(self, connection: Any, begin_id: int, end_id: int, context: Context) -> int | None:
         """Do the work of one range inside the open transaction ``connection``."""
         if self.work is None:
-            raise TypeError(f"{type(self).__name__} needs work=callable, or a subclass overriding process()")
-        if "context" in inspect.signature(self.work).parameters:
-            return self.work(connection, begin_id, end_id, context=context)  # type: ignore[no-any-return]
-        return self.work(connection, begin_id, end_id)  # type: ignore[no-any-return]
+            raise missing_work(type(self).__name__, "a subclass overriding process()")
+        return call_work(self.work, connection, begin_id, end_id, context=context)  # type: ignore[no-any-return]
+
+    def wake_trigger(self, wake_at: datetime) -> BackfillWaitTrigger:
+        """Wakes the task at ``wake_at``, or at once when the backfill is stopped."""
+        return BackfillWaitTrigger(self.backfill, self.redis_conn_id, wake_at)
 
     def execute(self, context: Context) -> dict[str, int]:
         return self.run_due(context)
@@ -93,49 +95,16 @@ class SpreadBatchOperator(BaseOperator):
         ti = context["ti"]
         attempt = f"{ti.run_id}/{ti.map_index}/{ti.try_number}"
         final_try = ti.try_number > (self.retries or 0)
-        self._generation = tracker.generation()
+        generation = tracker.generation()
+        if generation is None:  # its ledger rows would not name this run of the backfill: do nothing, retry
+            raise NoGeneration(f"Backfill {self.backfill!r}: no generation could be read from Redis (not started, "
+                               "or its state is lost); no batch ran, the retry tries again")
         outcome = {"done": 0, "skipped": 0, "stopped": 0, "failed": 0, "already_done": 0}
-        failures = []
+        failures: list[str] = []
         for batch in (ClaimedBatch.from_dict(data) for data in self.batches):
-            wait = (batch.run_at - datetime.now(timezone.utc)).total_seconds()
-            if wait > 0 and not tracker.is_stopped():
-                if wait > self.defer_threshold:
-                    wake_at = batch.run_at - timedelta(seconds=self.wake_margin)
-                    self.defer(trigger=BackfillWaitTrigger(self.backfill, self.redis_conn_id, wake_at),
-                               method_name="resume")
-                time.sleep(wait)
-            state = tracker.begin(batch, attempt=attempt)
-            if state == "failed-this-try":  # failed before this task deferred; the retry takes it
-                failures.append(f"{batch.id_range}: failed earlier in this try")
-                outcome["failed"] += 1
-                continue
-            if state == "stopped":
-                outcome["stopped"] += 1
-                continue
-            if state != "run":
-                outcome["skipped"] += 1
-                continue
-            started = metrics.batch_started(self.backfill, batch.run_at)
-            try:
-                rows = self.run_batch(batch, context)
-            except RangeAlreadyDone as done:  # committed by an earlier run that died before telling Redis
-                self.log.warning("Batch %s: its work committed earlier (done-ledger); not running it again",
-                                 batch.id_range)
-                tracker.complete(batch, done.rows)
-                metrics.batch_done(self.backfill, ids=batch.size, rows=done.rows, seconds=time.monotonic() - started)
-                outcome["already_done"] += 1
-                continue
-            except Exception as error:
-                message = f"{type(error).__name__}: {error}"
-                self.log.exception("Batch %s failed (try %s)", batch.id_range, ti.try_number)
-                tracker.fail(batch, message, final=final_try, attempt=attempt)
-                metrics.batch_failed(self.backfill, final=final_try)
-                failures.append(f"{batch.id_range}: {message}")
-                outcome["failed"] += 1
-                continue
-            tracker.complete(batch, rows)
-            metrics.batch_done(self.backfill, ids=batch.size, rows=rows, seconds=time.monotonic() - started)
-            outcome["done"] += 1
+            if batch.run_at > datetime.now(timezone.utc) and not tracker.is_stopped():
+                self.wait_for(batch.run_at, self.wake_trigger)
+            outcome[self.run_one(tracker, batch, context, attempt, generation, final_try, failures)] += 1
         self.log.info("Backfill %r: %s", self.backfill, outcome)
         if outcome["stopped"]:
             self.log.warning("Backfill %r is stopped: %d batches handed back untouched", self.backfill,
@@ -146,7 +115,38 @@ class SpreadBatchOperator(BaseOperator):
                                 + "; ".join(failures))
         return outcome
 
-    def run_batch(self, batch: ClaimedBatch, context: Context) -> int | None:
+    def run_one(self, tracker: Tracker, batch: ClaimedBatch, context: Context, attempt: str, generation: str,
+                final_try: bool, failures: list[str]) -> str:
+        """Begin, run and record one due batch; the outcome's name (``done``, ``skipped``, ...)."""
+        state = tracker.begin(batch, attempt=attempt)
+        if state == "failed-this-try":  # failed before this task deferred; the retry takes it
+            failures.append(f"{batch.id_range}: failed earlier in this try")
+            return "failed"
+        if state == "stopped":
+            return "stopped"
+        if state != "run":
+            return "skipped"
+        started = metrics.batch_started(self.backfill, batch.run_at)
+        try:
+            rows = self.run_batch(batch, context, generation)
+        except RangeAlreadyDone as done:  # committed by an earlier run that died before telling Redis
+            self.log.warning("Batch %s: its work committed earlier (done-ledger); not running it again",
+                             batch.id_range)
+            tracker.complete(batch, done.rows)
+            metrics.batch_done(self.backfill, ids=batch.size, rows=done.rows, seconds=time.monotonic() - started)
+            return "already_done"
+        except Exception as error:
+            message = f"{type(error).__name__}: {error}"
+            self.log.exception("Batch %s failed (try %s)", batch.id_range, context["ti"].try_number)
+            tracker.fail(batch, message, final=final_try, attempt=attempt)
+            metrics.batch_failed(self.backfill, final=final_try)
+            failures.append(f"{batch.id_range}: {message}")
+            return "failed"
+        tracker.complete(batch, rows)
+        metrics.batch_done(self.backfill, ids=batch.size, rows=rows, seconds=time.monotonic() - started)
+        return "done"
+
+    def run_batch(self, batch: ClaimedBatch, context: Context, generation: str) -> int | None:
         """One transaction per batch, holding the range's ledger row; Redis marks it done after the commit.
 
         With the ledger, the work runs once per sub-range the ledger does not show done (the whole range,
@@ -154,7 +154,7 @@ class SpreadBatchOperator(BaseOperator):
         """
         engine = SourceDatabaseHook(self.source_conn_id).get_conn()
         ledger = ledger_named(self.ledger_table) if self.ledger_table else None
-        key = LedgerKey(self.backfill, self._generation or "", batch.begin_id, batch.end_id)
+        key = LedgerKey(self.backfill, generation, batch.begin_id, batch.end_id)
         with engine.begin() as connection:
             if ledger is None:
                 return self.process(connection, batch.begin_id, batch.end_id, context)

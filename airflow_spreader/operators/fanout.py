@@ -8,14 +8,12 @@ until each of its items' times. See docs/fanout.md.
 
 from __future__ import annotations
 
-import inspect
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timedelta, timezone, tzinfo
+from datetime import datetime, timedelta, timezone
+from functools import partial
 from typing import Any
 
-import pendulum
 from airflow.providers.standard.triggers.temporal import DateTimeTrigger
 from airflow.sdk import BaseOperator, Context, TaskGroup, conf
 from airflow.sdk.definitions.mappedoperator import MappedOperator
@@ -25,101 +23,46 @@ from croniter import croniter
 from airflow_spreader.core.fanout import TimedItem, Window, check_options, next_position, spread, timed_items
 from airflow_spreader.core.grouping import group_batches
 from airflow_spreader.core.planner import Number
+from airflow_spreader.core.schedule_interval import (
+    SPREAD_OVER_CONF_KEY,
+    FanoutScheduleError,
+    Interval,
+    cron_period,
+    run_interval_override,
+    run_start,
+    schedule_interval,
+)
+from airflow_spreader.core.timing import call_work, check_timing, missing_work
 from airflow_spreader.errors import SpreaderError
+from airflow_spreader.operators.timing import TimedWaits
+
+__all__ = [  # the schedule arithmetic moved to core.schedule_interval; still importable from here
+    "SPREAD_OVER_CONF_KEY", "FanoutScheduleError", "Interval", "cron_period", "run_interval_override", "run_start",
+    "schedule_interval",
+]
 
 #: The work for one item: ``work(item)``, optionally ``context=``; its return value is kept in XCom.
 ItemWork = Callable[..., Any]
-#: An explicit interval: a timedelta, or a cron expression whose period (in the DAG's time zone) is used.
-Interval = timedelta | str
-
 #: Task instances of the mapped ``items`` task by default; more items are dealt round-robin into them.
 DEFAULT_MAX_TASKS = 256
 #: The XCom key of the plan's summary (start, interval, gap, ...), pushed by the ``plan`` task.
 SPREAD_XCOM_KEY = "spread"
 #: The XCom key under which an ``items`` task instance keeps its position across a deferral.
 PROGRESS_XCOM_KEY = "fanout_progress"
-#: The key of a run's conf that spreads this run over that many seconds instead of the interval: a manual
-#: catch-up run compressed into ten minutes is ``airflow dags trigger DAG --conf '{"spread_over": 600}'``.
-SPREAD_OVER_CONF_KEY = "spread_over"
 
 
-class FanoutScheduleError(SpreaderError, ValueError):
-    """The DAG's schedule gives no interval to spread over, and none was given."""
+def wake_trigger(wake_at: datetime) -> DateTimeTrigger:
+    return DateTimeTrigger(moment=wake_at)
+
+
+def save_progress(context: Context, progress: Progress, position: int) -> None:
+    """Before a deferral: the next item to run and the results so far, for the resume."""
+    progress.next = position
+    context["ti"].xcom_push(key=PROGRESS_XCOM_KEY, value=asdict(progress))
 
 
 class ItemsFailed(SpreaderError, RuntimeError):
     """Some items of this task instance raised; the others ran. A retry runs all of them again."""
-
-
-def run_start(dag_run: Any) -> datetime:
-    """When the run is due to begin: ``run_after``, for scheduled and manual runs alike.
-
-    For the default trigger timetables it equals the data-interval start (and the logical date);
-    for data-interval timetables the run only begins at the interval's end, which is its
-    ``run_after``; a manual run without a logical date has no data interval, only ``run_after``.
-    """
-    start: datetime = dag_run.run_after
-    if start.tzinfo is None:
-        raise FanoutScheduleError(f"run_after is naive: {start.isoformat()}")
-    return start
-
-
-def _zone(value: Any) -> tzinfo:
-    return pendulum.timezone(value) if isinstance(value, str) else value
-
-
-def _cron_bounds(expression: str, zone: Any, at: datetime) -> tuple[datetime, datetime]:
-    """The cron period holding ``at``: its latest fire at or before ``at`` and its first fire after."""
-    local = at.astimezone(_zone(zone))
-    following = croniter(expression, local).get_next(datetime)
-    latest = croniter(expression, following).get_prev(datetime)
-    return latest.astimezone(timezone.utc), following.astimezone(timezone.utc)
-
-
-def cron_period(expression: str, zone: Any, at: datetime) -> timedelta:
-    """The length of the cron period holding ``at``, in real time (5 or 7 hours across a DST change)."""
-    latest, following = _cron_bounds(expression, zone, at)
-    return following - latest
-
-
-def schedule_interval(dag: Any, dag_run: Any, start: datetime, explicit: Interval | None = None) -> timedelta:
-    """The interval to spread over: ``explicit``, else the DAG's timetable, else the run's data interval.
-
-    Cron timetables give the period holding ``start`` (for a scheduled run, up to the next run; a
-    manual run gets the same spacing as a scheduled one); delta timetables their delta.
-    """
-    if isinstance(explicit, timedelta):
-        return explicit
-    if isinstance(explicit, str):
-        return cron_period(explicit, getattr(dag, "timezone", None) or timezone.utc, start)
-    timetable = getattr(dag, "timetable", None)
-    crons = getattr(timetable, "timetables", None)  # MultipleCronTriggerTimetable
-    if crons:
-        bounds = [_cron_bounds(t.expression, t.timezone, start) for t in crons]
-        return min(b[1] for b in bounds) - max(b[0] for b in bounds)
-    if isinstance(getattr(timetable, "expression", None), str):
-        return cron_period(timetable.expression, timetable.timezone, start)  # type: ignore[union-attr]
-    delta = getattr(timetable, "delta", None)
-    if delta is not None:
-        utc = start.astimezone(timezone.utc)
-        return (utc + delta) - utc  # type: ignore[no-any-return]
-    begin, end = getattr(dag_run, "data_interval_start", None), getattr(dag_run, "data_interval_end", None)
-    if begin is not None and end is not None and end > begin:
-        return end - begin  # type: ignore[no-any-return]
-    raise FanoutScheduleError(
-        f"the schedule {type(timetable).__name__} gives no interval to spread items over, and this run has no "
-        "data interval: pass interval= (a timedelta or a cron expression) to spread_items")
-
-
-def run_interval_override(dag_run: Any) -> timedelta | None:
-    """The run's ``spread_over`` seconds (from its conf), if it gives one; a bad value is a ValueError."""
-    value = (getattr(dag_run, "conf", None) or {}).get(SPREAD_OVER_CONF_KEY)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < 10**9:
-        raise ValueError(f"the run's conf {SPREAD_OVER_CONF_KEY}={value!r} is not allowed: give a number of seconds "
-                         "> 0 to spread this run's items over, or leave it out to use the interval")
-    return timedelta(seconds=value)
 
 
 class PlanFanoutOperator(BaseOperator):
@@ -192,7 +135,7 @@ class Progress:
     failures: list[str] = field(default_factory=list)
 
 
-class SpreadItemsOperator(BaseOperator):
+class SpreadItemsOperator(TimedWaits):
     """Run each of ``items`` (``TimedItem`` dicts, in time order) at its time, deferred while waiting.
 
     Give the work as ``work=`` or override :meth:`process`. Before each deferral the position,
@@ -202,26 +145,19 @@ class SpreadItemsOperator(BaseOperator):
     """
 
     ui_color = "#fef7e0"
-    #: Waits longer than this many seconds are deferred to the triggerer; shorter ones sleep in the worker.
-    defer_threshold: float = 10.0
-    #: The triggerer (which polls every second) wakes the task this many seconds early, to absorb the
-    #: task's restart; it then sleeps until the item's exact time. At most ``defer_threshold``.
-    wake_margin: float = 3.0
 
     def __init__(self, *, items: list[dict[str, Any]], work: ItemWork | None = None,
                  defer_threshold: float | None = None, wake_margin: float | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if work is None and type(self).process is SpreadItemsOperator.process:
-            raise TypeError(f"{type(self).__name__} needs work=callable, or a subclass overriding process()")
+            raise missing_work(type(self).__name__, "a subclass overriding process()")
         self.items = items
         self.work = work
         if defer_threshold is not None:
             self.defer_threshold = defer_threshold
         if wake_margin is not None:
             self.wake_margin = wake_margin
-        if not 0 <= self.wake_margin <= self.defer_threshold:
-            raise ValueError(f"need 0 <= wake_margin ({self.wake_margin}) <= defer_threshold "
-                             f"({self.defer_threshold})")
+        check_timing(self.defer_threshold, self.wake_margin)
 
     @property
     def label(self) -> str:
@@ -234,9 +170,7 @@ class SpreadItemsOperator(BaseOperator):
     def process(self, item: Any, context: Context) -> Any:
         """Do the work of one item."""
         assert self.work is not None  # checked in __init__
-        if "context" in inspect.signature(self.work).parameters:
-            return self.work(item, context=context)
-        return self.work(item)
+        return call_work(self.work, item, context=context)
 
     def execute(self, context: Context) -> list[Any]:
         return self.run_from(context, Progress())
@@ -265,14 +199,7 @@ class SpreadItemsOperator(BaseOperator):
         entries = [TimedItem.from_dict(data) for data in self.items]
         for position in range(progress.next, len(entries)):
             entry = entries[position]
-            wait = (entry.at - datetime.now(timezone.utc)).total_seconds()
-            if wait > self.defer_threshold:
-                progress.next = position
-                context["ti"].xcom_push(key=PROGRESS_XCOM_KEY, value=asdict(progress))
-                self.defer(trigger=DateTimeTrigger(moment=entry.at - timedelta(seconds=self.wake_margin)),
-                           method_name="resume")
-            if wait > 0:
-                time.sleep(max(0.0, (entry.at - datetime.now(timezone.utc)).total_seconds()))
+            self.wait_for(entry.at, wake_trigger, before=partial(save_progress, context, progress, position))
             late = (datetime.now(timezone.utc) - entry.at).total_seconds()
             self.log.info("Item #%d (due %s, %.3f s late): %s", entry.index, entry.at.isoformat(), late, entry.item)
             try:
@@ -315,7 +242,7 @@ def spread_items(
     :return: the mapped ``items`` task, to chain downstream tasks to (its outputs are the items' results).
     """
     if work is None and item_operator is SpreadItemsOperator:
-        raise TypeError(f"spread_items({task_id!r}): give work=callable or an item_operator subclass")
+        raise missing_work(f"spread_items({task_id!r})", "an item_operator subclass")
     with TaskGroup(group_id=task_id, tooltip="airflow-spreader fan-out: plan the starts, run each at its time"):
         plan = PlanFanoutOperator(task_id="plan", items=items, interval=interval, window=window,
                                   max_per_second=max_per_second, max_tasks=max_tasks, **(plan_kwargs or {}))

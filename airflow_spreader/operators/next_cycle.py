@@ -6,7 +6,7 @@ import time
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from airflow.sdk import BaseOperator, Context
+from airflow.sdk import Context
 from airflow.sdk.exceptions import AirflowSkipException, DagRunTriggerException
 
 from airflow_spreader.core.names import next_run_id
@@ -14,6 +14,7 @@ from airflow_spreader.errors import SpreaderError
 from airflow_spreader.hooks import checkpoint
 from airflow_spreader.hooks.spreader import SpreaderHook
 from airflow_spreader.operators.plan import CYCLE_XCOM_KEY
+from airflow_spreader.operators.timing import TimedWaits
 from airflow_spreader.state.records import Progress
 from airflow_spreader.state.tracker import Tracker
 from airflow_spreader.triggers.backfill_wait import BackfillWaitTrigger
@@ -34,7 +35,7 @@ def summary(progress: Progress, now: datetime) -> dict[str, Any]:
     }
 
 
-class NextCycleOperator(BaseOperator):
+class NextCycleOperator(TimedWaits):
     """Runs beside the cycle's batches, from its plan: ``lead_seconds`` before the cycle's planned end
     (``begin_at + duration``) it triggers the next DAG run, whose plan begins exactly at that end. The next
     run, its plan and its task instances start while this cycle's last batches run, so cycles follow
@@ -48,11 +49,6 @@ class NextCycleOperator(BaseOperator):
     """
 
     ui_color = "#e6f4ea"
-    #: Waits up to this many seconds sleep in the task instead of deferring: a deferral and its resume in
-    #: a new task process take 1-3 s, which would make the next cycle late.
-    defer_threshold: float = 10.0
-    #: A longer wait is deferred until this many seconds before its end, then slept, to trigger on time.
-    wake_margin: float = 3.0
 
     def __init__(self, *, backfill: str, config_variable: str, redis_conn_id: str = "redis_default",
                  plan_task_id: str = "plan", **kwargs: Any) -> None:
@@ -69,6 +65,14 @@ class NextCycleOperator(BaseOperator):
         return self.decide(context)
 
     def decide(self, context: Context) -> dict[str, Any] | None:
+        """Decide again after each wait in the task: stopped, finished or superseded meanwhile?"""
+        while True:
+            again, result = self.decide_once(context)
+            if not again:
+                return result
+
+    def decide_once(self, context: Context) -> tuple[bool, dict[str, Any] | None]:
+        """One look at the backfill: (decide again?, the summary when it finished)."""
         cycle = context["ti"].xcom_pull(task_ids=self.plan_task_id, key=CYCLE_XCOM_KEY)
         if not cycle:
             raise AirflowSkipException("The plan task did not finish: the chain of cycles ends here")
@@ -80,7 +84,7 @@ class NextCycleOperator(BaseOperator):
         if planned_until is not None and planned_until > end.timestamp() + 0.5:
             self.log.info("A later cycle (planned until %s) carries the chain: nothing to trigger here",
                           datetime.fromtimestamp(planned_until, timezone.utc).isoformat())
-            return None
+            return False, None
         if tracker.is_stopped():
             self.log.warning("Backfill %r is stopped: waiting (deferred) for `go` to start the next cycle",
                              self.backfill)
@@ -90,29 +94,29 @@ class NextCycleOperator(BaseOperator):
         if progress.finished:
             result = summary(progress, now)
             self.log.info("Backfill %r finished: %s", self.backfill, result)
-            return result
+            return False, result
         if progress.exhausted and progress.in_flight == 0:
             raise FailedRangesRemain(
                 f"Backfill {self.backfill!r}: all ranges done except {progress.batches_failed} failed "
                 f"ones ({progress.ids_failed} ids); fix the work, then `airflow-spreader retry-failed "
                 f"{self.backfill}` (or Tracker.retry_failed()) and trigger the DAG")
         if cycle.get("batches") == 0 and progress.exhausted:
-            return self.settle(context, tracker.next_lease_deadline(), progress, now)
+            return self.settle(tracker.next_lease_deadline(), progress, now, context), None
         # Once every id is planned, an early next cycle has nothing to gain: wait until the planned end instead,
         # waking as soon as the last batch is done, so that the chain usually ends in this run.
         lead = 0.0 if progress.exhausted else float(cycle.get("lead_seconds", 0))
         trigger_at = end - timedelta(seconds=lead)
         if trigger_at > now:
             self.wait_until(tracker, trigger_at, now, settled=progress.exhausted)
-            return self.decide(context)  # stopped, finished or superseded meanwhile?
+            return True, None  # stopped, finished or superseded meanwhile?
         self.trigger_next(context)
-        return None
+        return False, None
 
-    def settle(self, context: Context, lease_deadline: float | None, progress: Progress,
-               now: datetime) -> dict[str, Any] | None:
-        """Nothing is left to plan: wait for the ranges in flight, then end the chain (or re-plan a lost one)."""
+    def settle(self, lease_deadline: float | None, progress: Progress, now: datetime, context: Context) -> bool:
+        """Nothing is left to plan: wait for the ranges in flight, then end the chain (or re-plan a lost one).
+        True: they finished meanwhile, decide again."""
         if lease_deadline is None:  # they finished meanwhile
-            return self.decide(context)
+            return True
         due = datetime.fromtimestamp(lease_deadline, timezone.utc)
         if due > now:
             self.log.info("All ids planned; waiting (deferred) for the %d batches in flight, or their lease at %s",
@@ -121,17 +125,13 @@ class NextCycleOperator(BaseOperator):
                                                    poll_interval=2.0), method_name="resume")
         self.log.info("A range's lease ran out: the next cycle plans it again")
         self.trigger_next(context)
-        return None
+        return False
 
     def wait_until(self, tracker: Tracker, moment: datetime, now: datetime, *, settled: bool) -> None:
         """Sleep through a short wait; defer a long one, waking ``wake_margin`` early. A stop ends the wait,
         and so, with ``settled``, does the last range in flight finishing."""
-        wait = (moment - now).total_seconds()
-        if wait > self.defer_threshold:
-            self.defer(trigger=BackfillWaitTrigger(self.backfill, self.redis_conn_id,
-                                                   moment - timedelta(seconds=self.wake_margin),
-                                                   wait_for="settled" if settled else "due_or_stopped"),
-                       method_name="resume")
+        wait = self.defer_if_far(moment, lambda wake_at: BackfillWaitTrigger(
+            self.backfill, self.redis_conn_id, wake_at, wait_for="settled" if settled else "due_or_stopped"))
         self.log.info("Next cycle in %.1f s: waiting in the task until then", wait)
         deadline = time.monotonic() + wait
         while (left := deadline - time.monotonic()) > 0:

@@ -71,3 +71,32 @@ def test_the_first_cycle_creates_the_ledger_in_the_source_database(source: Sourc
         rows = conn.execute(sa.text(f"SELECT begin_id, end_id, rows_done FROM {DEFAULT_LEDGER_TABLE} "
                                     "WHERE backfill = :b ORDER BY begin_id"), {"b": source.dag_id}).all()
     assert [tuple(row) for row in rows] == [(1, 10, 10), (11, 20, 10), (21, 30, 10)]
+
+
+@pytest.mark.parametrize("source", ["sqlite"], indirect=True)
+def test_a_batch_that_reads_no_generation_does_not_run(source: Source) -> None:
+    """Issue 13 item 4: without a generation its ledger row would be written under "": fail, retryable, nothing done."""
+    from datetime import datetime, timezone
+    from types import SimpleNamespace
+
+    from airflow_spreader.operators.batch import NoGeneration, SpreadBatchOperator
+
+    source.create(10)
+    source.tracker.start(10)
+    claim = source.tracker.claim_cycle(batch_size=10, per_second=10, duration=1,
+                                       begin_at=datetime.now(timezone.utc), lease_seconds=60)
+    source.tracker.redis.hdel(source.tracker.keys.meta, "generation", "started_at")  # what a lost read gives
+    assert source.tracker.generation() is None
+    calls: list[tuple[int, int]] = []
+    operator = SpreadBatchOperator(task_id="batches", batches=[b.to_dict() for b in claim.batches],
+                                   backfill=source.dag_id, source_conn_id=source.dag_id, retries=2,
+                                   work=lambda connection, begin, end: calls.append((begin, end)))
+    ti = SimpleNamespace(run_id="manual", map_index=0, try_number=1)
+    with pytest.raises(NoGeneration, match="no generation"):
+        operator.execute({"ti": ti})  # type: ignore[typeddict-item]
+    assert calls == [] and set(source.counters().values()) == {0}
+    if DEFAULT_LEDGER_TABLE in sa.inspect(source.engine).get_table_names():
+        with source.engine.connect() as conn:
+            assert conn.execute(sa.text(f"SELECT COUNT(*) FROM {DEFAULT_LEDGER_TABLE} "
+                                        "WHERE backfill = :b AND generation = ''"), {"b": source.dag_id}).scalar() == 0
+    assert source.tracker.progress().batches_done == 0 and len(source.tracker.in_flight()) == 1

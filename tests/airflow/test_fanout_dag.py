@@ -291,7 +291,7 @@ def test_the_work_may_take_the_context_or_be_a_subclass() -> None:
     assert seen == [("a", 5)]
     assert Doubler(task_id="items", items=entries(0, -1, items=[2, 3])).execute(
         {"ti": FakeTI()}) == [4, 6]
-    with pytest.raises(TypeError, match="needs work=callable"):
+    with pytest.raises(TypeError, match="give work=callable or a subclass overriding process"):
         SpreadItemsOperator(task_id="items", items=entries(0))
 
 

@@ -52,8 +52,8 @@ class WorkerKilled(BaseException):
 class DiesAfterCommit(BumpCounter):
     """While the file ``$AIRFLOW_HOME/die-after-commit`` exists, commit one batch's work, then die."""
 
-    def run_batch(self, batch: ClaimedBatch, context: Context) -> int | None:
-        rows = super().run_batch(batch, context)
+    def run_batch(self, batch: ClaimedBatch, context: Context, generation: str) -> int | None:
+        rows = super().run_batch(batch, context, generation)
         flag = Path(os.environ["AIRFLOW_HOME"]) / "die-after-commit"
         if flag.exists():
             flag.unlink()

@@ -34,7 +34,7 @@ def control() -> sa.Engine:
 class DrillBatch(SpreadBatchOperator):
     """Bump the counter of each row, doing what the drill's control table says first."""
 
-    def run_batch(self, batch: ClaimedBatch, context: Context) -> int | None:
+    def run_batch(self, batch: ClaimedBatch, context: Context, generation: str) -> int | None:
         started = time.time()
         ti = context["ti"]
         with control().connect() as conn:
@@ -60,7 +60,7 @@ class DrillBatch(SpreadBatchOperator):
                 if command.sleep_s:
                     time.sleep(command.sleep_s)
             try:
-                rows = super().run_batch(batch, context)
+                rows = super().run_batch(batch, context, generation)
             except RangeAlreadyDone:
                 conn.execute(sa.text("UPDATE drill_log SET ended = :ended, outcome = 'already done' WHERE id = :id"),
                              {"ended": time.time(), "id": entry})
