@@ -2,10 +2,11 @@
 
 Redis can only learn that a range is done after the batch's transaction has committed. A worker killed
 between the two leaves the range in flight, and it is planned and run again: at least once, not exactly
-once. The ledger closes that window. A batch inserts its range's row as the first statement of its
-transaction, so the work and the mark commit together or not at all; a later run of the same range
-finds the row and skips the work. The row's primary key also makes a concurrent holder of the same range
-(a lease that expired under a slow batch) wait on the first one's lock, then skip: never both.
+once. The ledger closes that window. A batch inserts its range's row in its transaction right after the
+work (never before: work that commits early must not commit the mark), so both commit together or not
+at all; a later run of the same range finds the row and skips the work. The row's primary key also makes
+a concurrent holder of the same range (a lease that expired under a slow batch) wait on the first one's
+row at its insert, then roll back: never both commit.
 
 Rows are keyed by backfill name, the tracker's *generation* (new at each start after a reset, kept by a
 restore from the checkpoint) and the range's first id, so "exactly once" holds per backfill run. It costs
