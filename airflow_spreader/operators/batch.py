@@ -11,6 +11,7 @@ from airflow.sdk import Context
 
 from airflow_spreader import metrics
 from airflow_spreader.core.timing import call_work, missing_work
+from airflow_spreader.cycle.model import BatchGroup
 from airflow_spreader.errors import SpreaderError
 from airflow_spreader.hooks.source import SourceDatabaseHook
 from airflow_spreader.hooks.spreader import SpreaderHook
@@ -70,7 +71,7 @@ class SpreadBatchOperator(TimedWaits):
     @property
     def id_ranges(self) -> str:
         """The label of this task instance in the UI (``map_index_template``)."""
-        spans = [f"{b['begin_id']}-{b['end_id']}" for b in self.batches]
+        spans = [str(batch.id_range) for batch in BatchGroup.from_xcom(self.batches).batches]
         return spans[0] if len(spans) == 1 else f"{spans[0]} .. {spans[-1]} ({len(spans)} batches)"
 
     def process(self, connection: Any, begin_id: int, end_id: int, context: Context) -> int | None:
@@ -101,7 +102,7 @@ class SpreadBatchOperator(TimedWaits):
                                "or its state is lost); no batch ran, the retry tries again")
         outcome = {"done": 0, "skipped": 0, "stopped": 0, "failed": 0, "already_done": 0}
         failures: list[str] = []
-        for batch in (ClaimedBatch.from_dict(data) for data in self.batches):
+        for batch in BatchGroup.from_xcom(self.batches).batches:
             if batch.run_at > datetime.now(timezone.utc) and not tracker.is_stopped():
                 self.wait_for(batch.run_at, self.wake_trigger)
             outcome[self.run_one(tracker, batch, context, attempt, generation, final_try, failures)] += 1

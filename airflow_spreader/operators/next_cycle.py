@@ -3,36 +3,26 @@
 from __future__ import annotations
 
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import Any
 
 from airflow.sdk import Context
 from airflow.sdk.exceptions import AirflowSkipException, DagRunTriggerException
 
 from airflow_spreader.core.names import next_run_id
+from airflow_spreader.cycle.chain import ChainView, Step, decide_next, final_summary
+from airflow_spreader.cycle.model import CycleSummary
 from airflow_spreader.errors import SpreaderError
 from airflow_spreader.hooks import checkpoint
 from airflow_spreader.hooks.spreader import SpreaderHook
 from airflow_spreader.operators.plan import CYCLE_XCOM_KEY
 from airflow_spreader.operators.timing import TimedWaits
-from airflow_spreader.state.records import Progress
 from airflow_spreader.state.tracker import Tracker
 from airflow_spreader.triggers.backfill_wait import BackfillWaitTrigger
 
 
 class FailedRangesRemain(SpreaderError, RuntimeError):
     """Everything else is done; these ranges wait for a fix and a retry of the failed ranges."""
-
-
-def summary(progress: Progress, now: datetime) -> dict[str, Any]:
-    """The final account of a backfill, for the log and XCom."""
-    wall = (now - progress.started_at).total_seconds() if progress.started_at else 0.0
-    return {
-        "backfill": progress.name, "ids": progress.ids_done, "rows": progress.rows_done,
-        "batches": progress.batches_done, "failed_batches": progress.batches_failed,
-        "errors": progress.errors, "cycles": progress.cycles, "wall_seconds": round(wall, 1),
-        "ids_per_second": round(progress.ids_done / wall, 2) if wall > 0 else None,
-    }
 
 
 class NextCycleOperator(TimedWaits):
@@ -65,67 +55,50 @@ class NextCycleOperator(TimedWaits):
         return self.decide(context)
 
     def decide(self, context: Context) -> dict[str, Any] | None:
-        """Decide again after each wait in the task: stopped, finished or superseded meanwhile?"""
-        while True:
-            again, result = self.decide_once(context)
-            if not again:
-                return result
-
-    def decide_once(self, context: Context) -> tuple[bool, dict[str, Any] | None]:
-        """One look at the backfill: (decide again?, the summary when it finished)."""
-        cycle = context["ti"].xcom_pull(task_ids=self.plan_task_id, key=CYCLE_XCOM_KEY)
-        if not cycle:
+        """Read, decide (cycle.chain.decide_next), act; after a wait in the task, read and decide again."""
+        data = context["ti"].xcom_pull(task_ids=self.plan_task_id, key=CYCLE_XCOM_KEY)
+        if not data:
             raise AirflowSkipException("The plan task did not finish: the chain of cycles ends here")
+        cycle = CycleSummary.from_xcom(data)
         tracker = SpreaderHook(self.redis_conn_id).tracker(self.backfill)
-        checkpoint.save(self.config_variable, tracker)
-        now = datetime.now(timezone.utc)
-        end = datetime.fromisoformat(cycle["begin_at"]) + timedelta(seconds=float(cycle["duration"]))
-        planned_until = tracker.planned_until()
-        if planned_until is not None and planned_until > end.timestamp() + 0.5:
-            self.log.info("A later cycle (planned until %s) carries the chain: nothing to trigger here",
-                          datetime.fromtimestamp(planned_until, timezone.utc).isoformat())
-            return False, None
-        if tracker.is_stopped():
-            self.log.warning("Backfill %r is stopped: waiting (deferred) for `go` to start the next cycle",
-                             self.backfill)
-            self.defer(trigger=BackfillWaitTrigger(self.backfill, self.redis_conn_id, wait_for="resumed",
-                                                   poll_interval=5.0), method_name="resume")
-        progress = tracker.progress()
-        if progress.finished:
-            result = summary(progress, now)
-            self.log.info("Backfill %r finished: %s", self.backfill, result)
-            return False, result
-        if progress.exhausted and progress.in_flight == 0:
-            raise FailedRangesRemain(
-                f"Backfill {self.backfill!r}: all ranges done except {progress.batches_failed} failed "
-                f"ones ({progress.ids_failed} ids); fix the work, then `airflow-spreader retry-failed "
-                f"{self.backfill}` (or Tracker.retry_failed()) and trigger the DAG")
-        if cycle.get("batches") == 0 and progress.exhausted:
-            return self.settle(tracker.next_lease_deadline(), progress, now, context), None
-        # Once every id is planned, an early next cycle has nothing to gain: wait until the planned end instead,
-        # waking as soon as the last batch is done, so that the chain usually ends in this run.
-        lead = 0.0 if progress.exhausted else float(cycle.get("lead_seconds", 0))
-        trigger_at = end - timedelta(seconds=lead)
-        if trigger_at > now:
-            self.wait_until(tracker, trigger_at, now, settled=progress.exhausted)
-            return True, None  # stopped, finished or superseded meanwhile?
-        self.trigger_next(context)
-        return False, None
-
-    def settle(self, lease_deadline: float | None, progress: Progress, now: datetime, context: Context) -> bool:
-        """Nothing is left to plan: wait for the ranges in flight, then end the chain (or re-plan a lost one).
-        True: they finished meanwhile, decide again."""
-        if lease_deadline is None:  # they finished meanwhile
-            return True
-        due = datetime.fromtimestamp(lease_deadline, timezone.utc)
-        if due > now:
-            self.log.info("All ids planned; waiting (deferred) for the %d batches in flight, or their lease at %s",
-                          progress.in_flight, due.isoformat())
-            self.defer(trigger=BackfillWaitTrigger(self.backfill, self.redis_conn_id, due, wait_for="settled",
-                                                   poll_interval=2.0), method_name="resume")
-        self.log.info("A range's lease ran out: the next cycle plans it again")
-        self.trigger_next(context)
-        return False
+        while True:
+            checkpoint.save(self.config_variable, tracker)
+            view = ChainView.read(tracker, cycle)
+            now = datetime.now(timezone.utc)
+            decision = decide_next(view, now)
+            if decision.step is Step.SUPERSEDED:
+                self.log.info("A later cycle (planned until %s) carries the chain: nothing to trigger here",
+                              datetime.fromtimestamp(view.planned_until or 0, timezone.utc).isoformat())
+                return None
+            if decision.step is Step.WAIT_FOR_GO:
+                self.log.warning("Backfill %r is stopped: waiting (deferred) for `go` to start the next cycle",
+                                 self.backfill)
+                self.defer(trigger=BackfillWaitTrigger(self.backfill, self.redis_conn_id, wait_for="resumed",
+                                                       poll_interval=5.0), method_name="resume")
+            if decision.step is Step.FINISHED:
+                result = final_summary(view.progress, now)
+                self.log.info("Backfill %r finished: %s", self.backfill, result)
+                return result
+            if decision.step is Step.FAILED_RANGES_REMAIN:
+                progress = view.progress
+                raise FailedRangesRemain(
+                    f"Backfill {self.backfill!r}: all ranges done except {progress.batches_failed} failed "
+                    f"ones ({progress.ids_failed} ids); fix the work, then `airflow-spreader retry-failed "
+                    f"{self.backfill}` (or Tracker.retry_failed()) and trigger the DAG")
+            if decision.step is Step.SETTLE and decision.until is not None:
+                self.log.info("All ids planned; waiting (deferred) for the %d batches in flight, or their lease "
+                              "at %s", view.progress.in_flight, decision.until.isoformat())
+                self.defer(trigger=BackfillWaitTrigger(self.backfill, self.redis_conn_id, decision.until,
+                                                       wait_for="settled", poll_interval=2.0), method_name="resume")
+            if decision.step is Step.WAIT and decision.until is not None:
+                self.wait_until(tracker, decision.until, now, settled=decision.settled)
+                continue  # stopped, finished or superseded meanwhile?
+            if decision.step is Step.AGAIN:
+                continue
+            if cycle.batches == 0 and view.progress.exhausted:
+                self.log.info("A range's lease ran out: the next cycle plans it again")
+            self.trigger_next(context)
+            return None
 
     def wait_until(self, tracker: Tracker, moment: datetime, now: datetime, *, settled: bool) -> None:
         """Sleep through a short wait; defer a long one, waking ``wake_margin`` early. A stop ends the wait,

@@ -12,7 +12,7 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_spreader import metrics
 from airflow_spreader.core.config import ConfigError, SpreadConfig
-from airflow_spreader.core.grouping import group_batches
+from airflow_spreader.cycle.plan import plan_next_cycle, start_backfill
 from airflow_spreader.errors import SpreaderError
 from airflow_spreader.hooks import checkpoint
 from airflow_spreader.hooks.airflow_api import DEFAULT_API_CONN_ID, AirflowApiError, AirflowApiHook
@@ -128,44 +128,22 @@ class PlanCycleOperator(BaseOperator):
                 raise checkpoint.refuse_to_start_over(self.config_variable, tracker, saved)
             bounds = inspect_table(SourceDatabaseHook(self.source_conn_id).get_conn(), self.table)
             self.ensure_ledger()  # before the start, so that a ledger that cannot be created starts nothing
-            if bounds.is_empty:
-                self.log.info("Table %s is empty: nothing to backfill", self.table.name)
-                tracker.start(max_id=0, min_id=1)
-            else:
-                assert bounds.max_id is not None and bounds.min_id is not None
-                tracker.start(max_id=bounds.max_id, min_id=bounds.min_id)
-                self.log.info("Started backfill %r of %s: ids %s..%s", self.backfill, self.table.name,
-                              bounds.min_id, bounds.max_id)
+            start_backfill(tracker, bounds)
+            self.log.info("Started backfill %r of %s: %s", self.backfill, self.table.name,
+                          "empty, nothing to backfill" if bounds.is_empty else f"ids {bounds.min_id}..{bounds.max_id}")
         else:
             self.ensure_ledger()
-        now = datetime.now(timezone.utc)
-        # The previous cycle's run starts this one a little before its planned end (lead_seconds): begin
-        # where it ends, so that cycles tile the time line without a gap or an overlap. The rate is the
-        # one in force at that begin (config.per_second is called with it inside the claim).
-        claim = tracker.claim_cycle(batch_size=config.batch_size, per_second=config.per_second,
-                                    duration=config.duration, begin_at=now,
-                                    lease_seconds=config.lease_seconds, after_previous=True)
-        begin_at = claim.begin_at or now
-        on_peak = config.peak_schedule.is_on_peak(begin_at)
-        per_second = claim.per_second if claim.per_second is not None else config.per_second(begin_at)
-        length = (claim.end_at - begin_at).total_seconds() if claim.end_at else config.duration
-        progress = tracker.progress()
-        metrics.cycle_planned(self.backfill, batches=len(claim.batches), cursor=claim.cursor_after,
-                              per_second=float(per_second))
+        cycle = plan_next_cycle(tracker, config, datetime.now(timezone.utc))
+        summary = cycle.summary
+        metrics.cycle_planned(self.backfill, batches=summary.batches, cursor=summary.cursor_after,
+                              per_second=summary.per_second)
         checkpoint.save(self.config_variable, tracker)
-        groups = group_batches(claim.batches, config.max_tasks_per_cycle)
-        summary = {
-            "begin_at": begin_at.isoformat(), "duration": length, "lead_seconds": config.lead_seconds,
-            "per_second": float(per_second),
-            "on_peak": on_peak, "batches": len(claim.batches), "replanned": claim.replanned,
-            "task_instances": len(groups), "cursor_before": claim.cursor_before,
-            "cursor_after": claim.cursor_after, "stopped": claim.stopped, "finished": progress.finished,
-        }
-        context["ti"].xcom_push(key=CYCLE_XCOM_KEY, value=summary)
-        if claim.stopped:
+        context["ti"].xcom_push(key=CYCLE_XCOM_KEY, value=summary.to_xcom())
+        if summary.stopped:
             self.log.warning("Backfill %r is stopped: nothing planned. Run `go` to resume.", self.backfill)
         else:
             self.log.info("Cycle of %r: %d batches (%d re-planned) at %s/s (%s peak) in %d task instances; "
-                          "cursor %s -> %s", self.backfill, len(claim.batches), claim.replanned, per_second,
-                          "on" if on_peak else "off", len(groups), claim.cursor_before, claim.cursor_after)
-        return [{"batches": [batch.to_dict() for batch in group]} for group in groups]
+                          "cursor %s -> %s", self.backfill, summary.batches, summary.replanned, summary.per_second,
+                          "on" if summary.on_peak else "off", summary.task_instances, summary.cursor_before,
+                          summary.cursor_after)
+        return cycle.expand_kwargs()

@@ -6,6 +6,7 @@ from typing import Any
 
 from airflow.sdk import BaseOperator, Context
 
+from airflow_spreader.cycle.model import CycleSummary
 from airflow_spreader.errors import SpreaderError
 from airflow_spreader.hooks import checkpoint
 from airflow_spreader.hooks.spreader import SpreaderHook
@@ -54,5 +55,6 @@ class CycleReportOperator(BaseOperator):
         if failed:
             raise CycleFailed(f"{failed} batch task instances of this cycle failed; their ranges are kept as "
                               "failed ranges (see their logs); the other ranges go on")
-        self.log.info("Cycle done: %s", cycle)
-        return dict(cycle)
+        summary = CycleSummary.from_xcom(cycle)
+        self.log.info("Cycle done: %s", summary)
+        return summary.to_xcom()

@@ -11,6 +11,7 @@ from typing import Any
 
 from airflow.sdk import DAG, task
 
+from airflow_spreader.cycle.model import CycleSummary
 from airflow_spreader.operators.next_cycle import NextCycleOperator
 from airflow_spreader.operators.plan import CYCLE_XCOM_KEY
 
@@ -24,8 +25,9 @@ with DAG(NAME, schedule=None, start_date=datetime(2024, 1, 1, tzinfo=timezone.ut
     def plan(**context: Any) -> None:
         conf = context["dag_run"].conf
         begin_at = datetime.now(timezone.utc) + timedelta(seconds=float(conf.get("ends_in", 1.5)) - DURATION)
-        context["ti"].xcom_push(key=CYCLE_XCOM_KEY, value={
-            "begin_at": begin_at.isoformat(), "duration": DURATION, "lead_seconds": conf.get("lead", 0),
-            "batches": conf.get("batches", 1)})
+        context["ti"].xcom_push(key=CYCLE_XCOM_KEY, value=CycleSummary(
+            begin_at=begin_at, duration=DURATION, lead_seconds=conf.get("lead", 0), per_second=1.0, on_peak=False,
+            batches=conf.get("batches", 1), replanned=0, task_instances=1, cursor_before=None, cursor_after=None,
+            stopped=False, finished=False).to_xcom())
 
     plan() >> NextCycleOperator(task_id="next_cycle", backfill=NAME, config_variable=f"spreader__{NAME}")

@@ -1,0 +1,89 @@
+"""What the chain task decides after a cycle's plan: trigger the next cycle, wait, or end the backfill.
+
+The chain task reads a :class:`ChainView` of the tracker, asks :func:`decide_next`, and carries the
+decision out (defer, sleep, trigger a DAG run, return, fail); after a wait it reads and decides again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from enum import Enum
+from typing import Any
+
+from airflow_spreader.cycle.model import CycleSummary
+from airflow_spreader.state.records import Progress
+from airflow_spreader.state.tracker import Tracker
+
+#: A later planned end than this cycle's, by more than this, means another run carries the chain.
+SUPERSEDED_SLACK_SECONDS = 0.5
+
+
+class Step(str, Enum):
+    SUPERSEDED = "superseded"  # a later cycle was planned meanwhile: nothing to trigger
+    WAIT_FOR_GO = "wait_for_go"  # stopped: wait (deferred) for `go`
+    FINISHED = "finished"  # every id done: end the chain with the summary
+    FAILED_RANGES_REMAIN = "failed_ranges_remain"  # only failed ranges are left: fail, saying how to retry
+    SETTLE = "settle"  # nothing left to plan: wait for the ranges in flight, or their lease (``until``)
+    WAIT = "wait"  # wait until ``until`` (with ``settled``: or until nothing is in flight), then decide again
+    TRIGGER = "trigger"  # start the next cycle's DAG run now
+    AGAIN = "again"  # the ranges in flight finished while we looked: decide again
+
+
+@dataclass(frozen=True, slots=True)
+class ChainView:
+    """What the chain task reads of the tracker before deciding."""
+
+    summary: CycleSummary
+    progress: Progress
+    planned_until: float | None
+    lease_deadline: float | None
+
+    @classmethod
+    def read(cls, tracker: Tracker, summary: CycleSummary) -> ChainView:
+        return cls(summary, tracker.progress(), tracker.planned_until(), tracker.next_lease_deadline())
+
+
+@dataclass(frozen=True, slots=True)
+class ChainDecision:
+    step: Step
+    until: datetime | None = None
+    settled: bool = False
+
+
+def decide_next(view: ChainView, now: datetime) -> ChainDecision:
+    """The chain's next step. Once every id is planned, an early next cycle has nothing to gain: it waits
+    until the planned end instead, waking as soon as the last batch is done, so that the chain usually
+    ends in this run; a cycle that found nothing left to plan waits for the ranges in flight, or for
+    their lease (a range whose lease ran out starts one more cycle, which plans it again)."""
+    summary, progress = view.summary, view.progress
+    end = summary.end_at
+    if view.planned_until is not None and view.planned_until > end.timestamp() + SUPERSEDED_SLACK_SECONDS:
+        return ChainDecision(Step.SUPERSEDED)
+    if progress.stopped:
+        return ChainDecision(Step.WAIT_FOR_GO)
+    if progress.finished:
+        return ChainDecision(Step.FINISHED)
+    if progress.exhausted and progress.in_flight == 0:
+        return ChainDecision(Step.FAILED_RANGES_REMAIN)
+    if summary.batches == 0 and progress.exhausted:
+        if view.lease_deadline is None:
+            return ChainDecision(Step.AGAIN)
+        due = datetime.fromtimestamp(view.lease_deadline, timezone.utc)
+        return ChainDecision(Step.SETTLE, until=due) if due > now else ChainDecision(Step.TRIGGER)
+    lead = 0.0 if progress.exhausted else summary.lead_seconds
+    trigger_at = end - timedelta(seconds=lead)
+    if trigger_at > now:
+        return ChainDecision(Step.WAIT, until=trigger_at, settled=progress.exhausted)
+    return ChainDecision(Step.TRIGGER)
+
+
+def final_summary(progress: Progress, now: datetime) -> dict[str, Any]:
+    """The final account of a backfill, for the log and XCom."""
+    wall = (now - progress.started_at).total_seconds() if progress.started_at else 0.0
+    return {
+        "backfill": progress.name, "ids": progress.ids_done, "rows": progress.rows_done,
+        "batches": progress.batches_done, "failed_batches": progress.batches_failed,
+        "errors": progress.errors, "cycles": progress.cycles, "wall_seconds": round(wall, 1),
+        "ids_per_second": round(progress.ids_done / wall, 2) if wall > 0 else None,
+    }

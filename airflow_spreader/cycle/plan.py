@@ -1,0 +1,57 @@
+"""What the plan task decides: start a backfill from its table's bounds, then claim the next cycle."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from airflow_spreader.core.config import SpreadConfig
+from airflow_spreader.core.grouping import group_batches
+from airflow_spreader.cycle.model import BatchGroup, CycleSummary
+from airflow_spreader.sql.table import TableBounds
+from airflow_spreader.state.records import CycleClaim
+from airflow_spreader.state.tracker import Tracker
+
+
+@dataclass(frozen=True, slots=True)
+class CyclePlan:
+    """One claimed cycle: its summary for the chain and the report, its batches grouped for the task instances."""
+
+    claim: CycleClaim
+    summary: CycleSummary
+    groups: tuple[BatchGroup, ...]
+
+    def expand_kwargs(self) -> list[dict[str, object]]:
+        """The plan task's return value: one entry of operator arguments per batch task instance."""
+        return [group.to_xcom() for group in self.groups]
+
+
+def start_backfill(tracker: Tracker, bounds: TableBounds) -> None:
+    """Capture the table's bounds at the first cycle; an empty table is started finished."""
+    if bounds.is_empty or bounds.max_id is None or bounds.min_id is None:
+        tracker.start(max_id=0, min_id=1)
+    else:
+        tracker.start(max_id=bounds.max_id, min_id=bounds.min_id)
+
+
+def plan_next_cycle(tracker: Tracker, config: SpreadConfig, now: datetime) -> CyclePlan:
+    """Claim the next cycle at the configured rate.
+
+    The previous cycle's run starts this one a little before its planned end (``lead_seconds``): the
+    cycle begins where that one ends, so that cycles tile the time line without a gap or an overlap, at
+    the rate in force at that begin (the claim calls ``config.per_second`` with it).
+    """
+    claim = tracker.claim_cycle(batch_size=config.batch_size, per_second=config.per_second,
+                                duration=config.duration, begin_at=now,
+                                lease_seconds=config.lease_seconds, after_previous=True)
+    begin_at = claim.begin_at or now
+    per_second = claim.per_second if claim.per_second is not None else config.per_second(begin_at)
+    length = (claim.end_at - begin_at).total_seconds() if claim.end_at else float(config.duration)
+    groups = tuple(BatchGroup(tuple(group)) for group in group_batches(claim.batches, config.max_tasks_per_cycle))
+    summary = CycleSummary(
+        begin_at=begin_at, duration=length, lead_seconds=float(config.lead_seconds), per_second=float(per_second),
+        on_peak=config.peak_schedule.is_on_peak(begin_at), batches=len(claim.batches), replanned=claim.replanned,
+        task_instances=len(groups), cursor_before=claim.cursor_before, cursor_after=claim.cursor_after,
+        stopped=claim.stopped, finished=tracker.progress().finished,
+    )
+    return CyclePlan(claim, summary, groups)

@@ -1,0 +1,70 @@
+"""The plan's decisions without Airflow: real Redis, real SQLite, a config, a clock."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import sqlalchemy as sa
+
+from airflow_spreader.core.config import SpreadConfig
+from airflow_spreader.cycle.model import BatchGroup, CycleSummary
+from airflow_spreader.cycle.plan import plan_next_cycle, start_backfill
+from airflow_spreader.sql.table import SourceTable, inspect_table
+from airflow_spreader.state.tracker import Tracker
+
+ALWAYS_ON_PEAK = {"on_peak_wday_begin": 0, "on_peak_wday_end": 6, "on_peak_hour_begin": 0, "on_peak_hour_end": 23}
+NOW = datetime(2026, 12, 1, 12, 0, tzinfo=timezone.utc)
+
+
+def config(**changes: object) -> SpreadConfig:
+    return SpreadConfig.from_dict({"batch_size": 10, "duration": 4, "per_second_on_peak": 2, "per_second_off_peak": 5,
+                                   "max_tasks_per_cycle": 3, **ALWAYS_ON_PEAK, **changes})
+
+
+def test_a_backfill_starts_from_its_tables_bounds_and_an_empty_table_is_finished(tracker: Tracker,
+                                                                                tmp_path: object) -> None:
+    engine = sa.create_engine(f"sqlite:///{tmp_path}/t.db")
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE items (id INTEGER PRIMARY KEY)"))
+    start_backfill(tracker, inspect_table(engine, SourceTable("items", "id")))
+    assert tracker.progress().finished
+    tracker.reset()
+    with engine.begin() as conn:
+        conn.execute(sa.text("INSERT INTO items (id) VALUES (5), (95)"))
+    start_backfill(tracker, inspect_table(engine, SourceTable("items", "id")))
+    progress = tracker.progress()
+    assert (progress.min_id, progress.max_id, progress.cursor, progress.finished) == (5, 95, 95, False)
+
+
+def test_plan_next_cycle_claims_at_the_rate_and_groups_for_the_task_instances(tracker: Tracker) -> None:
+    tracker.start(max_id=1000)
+    cycle = plan_next_cycle(tracker, config(), NOW)
+    summary = cycle.summary
+    assert (summary.batches, summary.task_instances, summary.per_second, summary.on_peak) == (8, 3, 2.0, True)
+    assert (summary.cursor_before, summary.cursor_after, summary.stopped, summary.finished) == (1000, 920, False, False)
+    assert summary.begin_at == NOW and summary.end_at == NOW + timedelta(seconds=4)
+    kwargs = cycle.expand_kwargs()
+    assert len(kwargs) == 3 and set(kwargs[0]) == {"batches"}
+    regrouped = [batch for entry in kwargs for batch in BatchGroup.from_xcom(entry["batches"]).batches]
+    assert sorted(regrouped, key=lambda b: -b.end_id) == list(cycle.claim.batches)
+
+
+def test_the_next_cycle_begins_where_the_previous_one_ends(tracker: Tracker) -> None:
+    tracker.start(max_id=1000)
+    first = plan_next_cycle(tracker, config(), NOW)
+    second = plan_next_cycle(tracker, config(), NOW + timedelta(seconds=1))  # planned early (lead_seconds)
+    assert second.summary.begin_at == first.summary.end_at
+    assert second.summary.cursor_before == first.summary.cursor_after
+
+
+def test_a_stopped_backfill_plans_nothing(tracker: Tracker) -> None:
+    tracker.start(max_id=1000)
+    tracker.stop()
+    cycle = plan_next_cycle(tracker, config(), NOW)
+    assert cycle.summary.stopped and cycle.summary.batches == 0 and cycle.expand_kwargs() == []
+
+
+def test_the_summary_round_trips_through_xcom(tracker: Tracker) -> None:
+    tracker.start(max_id=1000)
+    summary = plan_next_cycle(tracker, config(), NOW).summary
+    assert CycleSummary.from_xcom(summary.to_xcom()) == summary
