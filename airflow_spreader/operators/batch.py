@@ -30,7 +30,7 @@ class BatchesFailed(SpreaderError, RuntimeError):
     """Some batches of this task instance raised; Airflow's retry re-runs only those."""
 
 
-class NoGeneration(RuntimeError):
+class NoGeneration(SpreaderError, RuntimeError):
     """The backfill's generation could not be read: without it the ledger row would not name this run."""
 
 

@@ -129,8 +129,11 @@ class PlanCycleOperator(BaseOperator):
             bounds = inspect_table(SourceDatabaseHook(self.source_conn_id).get_conn(), self.table)
             self.ensure_ledger()  # before the start, so that a ledger that cannot be created starts nothing
             start_backfill(tracker, bounds)
-            self.log.info("Started backfill %r of %s: %s", self.backfill, self.table.name,
-                          "empty, nothing to backfill" if bounds.is_empty else f"ids {bounds.min_id}..{bounds.max_id}")
+            if bounds.is_empty:
+                self.log.info("Table %s is empty: nothing to backfill", self.table.name)
+            else:
+                self.log.info("Started backfill %r of %s: ids %s..%s", self.backfill, self.table.name,
+                              bounds.min_id, bounds.max_id)
         else:
             self.ensure_ledger()
         cycle = plan_next_cycle(tracker, config, datetime.now(timezone.utc))

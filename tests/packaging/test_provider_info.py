@@ -38,7 +38,7 @@ def test_every_operator_and_trigger_class_is_listed_and_every_listed_module_impo
         module = importlib.import_module(info.name)
         for value in vars(module).values():
             if inspect.isclass(value) and value.__module__ == info.name:
-                if issubclass(value, BaseOperator):
+                if issubclass(value, BaseOperator) and value.execute is not BaseOperator.execute:  # not a mere base
                     assert info.name in listed("operators"), value
                 if issubclass(value, BaseTrigger):
                     assert info.name in listed("triggers"), value
