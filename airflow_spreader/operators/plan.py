@@ -107,10 +107,18 @@ class PlanCycleOperator(BaseOperator):
             ledger_named(self.ledger_table).ensure(SourceDatabaseHook(self.source_conn_id).get_conn())
 
     def execute(self, context: Context) -> list[dict[str, Any]]:
+        tracker = SpreaderHook(self.redis_conn_id).tracker(self.backfill)
         try:
-            return self.plan(context)
+            planned = self.plan(context)
         except PERMANENT as error:  # retrying cannot help: fail at once, with the message
-            raise AirflowFailException(f"{type(error).__name__}: {error}") from error
+            message = f"{type(error).__name__}: {error}"
+            try:  # the chain ends here: say so in `status` and on the page (impossible without Redis)
+                tracker.record_halt(message)
+            except redis.RedisError as lost:
+                self.log.error("Could not record the halt in Redis: %s", lost)
+            raise AirflowFailException(message) from error
+        tracker.clear_halt()
+        return planned
 
     def plan(self, context: Context) -> list[dict[str, Any]]:
         config = self.load_config()

@@ -145,6 +145,23 @@ class Tracker:
         value = self.redis.hget(self.keys.meta, "dag_id")
         return None if value is None else text(value)
 
+    def record_halt(self, reason: str, at: float | None = None) -> None:
+        """The last plan failed for good (bad configuration, table, pool, lost state): the chain has ended.
+
+        Kept in the meta hash (one HSET, atomic); ``status`` shows it until a plan succeeds or ``resume``."""
+        self.redis.hset(self.keys.meta, mapping={"halted_reason": reason[:2000],
+                                                 "halted_at": self.clock() if at is None else at})
+
+    def clear_halt(self) -> None:
+        self.redis.hdel(self.keys.meta, "halted_reason", "halted_at")
+
+    def halt(self) -> tuple[str, datetime | None] | None:
+        """Why and when the last plan failed for good, or None when the chain is not halted."""
+        reason, at = self.redis.hmget(self.keys.meta, ["halted_reason", "halted_at"])
+        if reason is None:
+            return None
+        return text(reason), from_epoch(None if at is None else text(at))
+
     def is_started(self) -> bool:
         return bool(self.redis.hexists(self.keys.meta, "cursor"))
 

@@ -20,7 +20,7 @@ from airflow_spreader.core.config import ConfigError
 from airflow_spreader.core.names import checkpoint_variable, config_variable
 from airflow_spreader.state.checkpoint import Checkpoint
 from airflow_spreader.state.tracker import Tracker, TrackerError
-from airflow_spreader.tools import cli_config, cli_status
+from airflow_spreader.tools import cli_config, cli_resume, cli_status
 from airflow_spreader.tools.cli_errors import CliError
 from airflow_spreader.tools.readmodel import status as status_model
 from airflow_spreader.tools.readmodel.sources import (
@@ -216,8 +216,14 @@ def run_config(console: Console) -> int:
     if shadow:
         raise CliError(f"the environment variable {shadow} hides the Variable here: unset it to read or change the "
                        "Variable in Airflow")
+    if args.set and args.replace is not None:
+        raise CliError("--set and --replace do not go together: --replace writes the whole Variable", exit_code=2)
+    if args.replace is not None:
+        result = cli_config.replace(console.airflow, console.dag_id, args.replace)
+        console.emit(result, cli_config.render_change(result))
+        return 0
     if args.set:
-        result = cli_config.change(console.airflow, console.dag_id, args.set)
+        result = cli_config.change(console.airflow, console.dag_id, args.set, args.name)
         console.emit(result, cli_config.render_change(result))
         return 0
     result = cli_config.show(console.airflow, console.dag_id)
@@ -264,6 +270,10 @@ def build_parser() -> argparse.ArgumentParser:
     config = command("config", run_config, "show the configuration Variable, or change fields of it", dag_id=True)
     config.add_argument("--set", action="append", metavar="FIELD=VALUE", help="change a field (repeatable); the "
                         "whole configuration is validated before the Variable is written")
+    config.add_argument("--replace", metavar="JSON", help="replace the whole Variable with this JSON object (fields "
+                        "left out take their defaults), validated first; repairs a Variable whose JSON is broken")
+    command("resume", cli_resume.run_resume, "after a halt (the last plan failed for good): check the Variable, "
+            "clear the halt and trigger a new run of the DAG", dag_id=True)
     return parser
 
 

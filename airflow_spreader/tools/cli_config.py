@@ -1,8 +1,9 @@
-"""``config``: show a backfill's Variable, or change some fields after validating the whole of it.
+"""``config``: show a backfill's Variable, change some fields, or replace it whole, after validating it.
 
 Values are read as JSON (``20``, ``4.5``), else taken as text (``Europe/Paris``). The changes are
-merged into the Variable as stored, so ``--set`` can also repair a Variable that no longer
-validates; nothing is written unless the result is a valid :class:`SpreadConfig`.
+merged into the Variable as stored, so ``--set`` can also repair a Variable that is a JSON object
+but no longer validates; ``--replace`` writes a whole new JSON object, so it also repairs a Variable
+whose JSON is broken. Nothing is written unless the result is a valid :class:`SpreadConfig`.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ def read_stored(airflow: AirflowSource, dag_id: str) -> str:
     return found.value
 
 
-def change(airflow: AirflowSource, dag_id: str, assignments: Sequence[str]) -> dict[str, Any]:
+def change(airflow: AirflowSource, dag_id: str, assignments: Sequence[str], name: str = "NAME") -> dict[str, Any]:
     """Validate the Variable with the assignments applied, write it, and tell what changed."""
     key = config_variable(dag_id)
     stored = read_stored(airflow, dag_id)
@@ -50,8 +51,9 @@ def change(airflow: AirflowSource, dag_id: str, assignments: Sequence[str]) -> d
     except ValueError:
         current = None
     if not isinstance(current, dict):
-        raise CliError(f"the Variable {key} is not a JSON object, so there is nothing to change in it; "
-                       "fix it in the Airflow UI (Admin > Variables)")
+        raise CliError(f"the Variable {key} is not a JSON object, so there is no field to change in it; "
+                       f"replace it whole: airflow-spreader config {name} --replace '{{\"batch_size\": ...}}'",
+                       exit_code=2)
     changes = dict(parse_assignment(text) for text in assignments)
     config = SpreadConfig.from_dict({**current, **changes})  # a ConfigError names every bad field
     new = config.to_dict()
@@ -63,6 +65,29 @@ def change(airflow: AirflowSource, dag_id: str, assignments: Sequence[str]) -> d
     if new != current:
         airflow.write_variable(key, config.to_json())
     return {"variable": key, "changed": diff, "config": new}
+
+
+def replace(airflow: AirflowSource, dag_id: str, text: str) -> dict[str, Any]:
+    """Write ``text`` as the whole Variable once it is a JSON object and a valid configuration (fields left out
+    take their defaults); the Variable may hold anything before, broken JSON included."""
+    key = config_variable(dag_id)
+    stored = read_stored(airflow, dag_id)
+    try:
+        given = json.loads(text)
+    except ValueError as error:
+        raise CliError(f"--replace expects a JSON object, got {text[:80]!r}: {error}", exit_code=2) from error
+    if not isinstance(given, dict):
+        raise CliError(f"--replace expects a JSON object, got {type(given).__name__} {text[:80]!r}", exit_code=2)
+    config = SpreadConfig.from_dict(given)  # a ConfigError names every bad field
+    new = config.to_dict()
+    try:
+        before: dict[str, Any] | None = SpreadConfig.from_json(stored).to_dict()
+    except ValueError:
+        before = None  # broken or invalid: everything changes
+    diff = {name: [None if before is None else before.get(name), value] for name, value in new.items()
+            if before is None or before.get(name) != value}
+    airflow.write_variable(key, config.to_json())
+    return {"variable": key, "changed": diff, "config": new, "replaced": True}
 
 
 def show(airflow: AirflowSource, dag_id: str) -> dict[str, Any]:

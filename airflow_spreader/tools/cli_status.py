@@ -44,6 +44,9 @@ def bar(fraction: float, width: int = BAR_WIDTH) -> str:
 def render(status: BackfillStatus) -> str:
     p, zone = status.progress, status.zone
     lines = [f"{status.name}  {status.state}" + (f"  (DAG {status.dag_id})" if status.dag_id != status.name else "")]
+    if status.halt is not None:
+        at = f" at {time_text(status.halt.at, zone)}" if status.halt.at else ""
+        lines.append(f"  halted{at}: {status.halt.text}")
     if not p.started:
         lines.append("  not started: the DAG's first run captures the table's bounds")
     else:
@@ -63,7 +66,8 @@ def render(status: BackfillStatus) -> str:
                      f"{force['batch_size']:,} ids = {force['ids_per_second']:,.1f} ids/s{then}")
     if p.started:
         lines.append(f"  batches   {p.batches_done:,} done, {p.in_flight:,} in flight, {p.batches_failed:,} failed "
-                     f"({p.ids_failed:,} ids), {plural(p.cycles, 'cycle')}")
+                     f"({p.ids_failed:,} ids), {plural(p.cycles, 'cycle')}, "
+                     f"{plural(status.attempts_lost, 'attempt')} lost (lease ran out: a task died or was killed)")
     eta = status.eta
     if eta.state == "estimated" and eta.finish is not None:
         left = duration_text(eta.seconds_left(status.now) or 0.0)

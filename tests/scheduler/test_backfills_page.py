@@ -362,7 +362,9 @@ def expected(cli: dict[str, Any]) -> dict[str, Any]:
     return {"state": cli["state"], "ids_done": f"{p['ids_done']:,}", "total_ids": f"{p['total_ids']:,}",
             "rows_done": f"{p['rows_done']:,}",
             "batches": f"{p['batches_done']:,} done, {p['in_flight']:,} in flight, {p['batches_failed']:,} failed "
-                       f"({p['ids_failed']:,} ids), {p['cycles']:,} cycle{'' if p['cycles'] == 1 else 's'}",
+                       f"({p['ids_failed']:,} ids), {p['cycles']:,} cycle{'' if p['cycles'] == 1 else 's'}, "
+                       f"{p['attempts_lost']:,} attempt{'' if p['attempts_lost'] == 1 else 's'} lost (lease ran out: "
+                       "a task died or was killed)",
             "failed": [(f"{f['begin_id']}-{f['end_id']}", str(f["attempts"])) for f in cli["failed_ranges"]],
             "in_force": f"{'on' if force['on_peak'] else 'off'} peak: {force['per_second']:g} batches/s x "
                         f"{force['batch_size']:,} ids",

@@ -216,7 +216,8 @@ def test_status_text_reads_at_a_glance(backfill: Backfill, capsys: pytest.Captur
     assert lines[0] == f"{backfill.name}  running"
     assert lines[1] == "  progress  [..............................]   3.0%  300 of 10,000 ids (297 rows)"
     assert lines[3] == "  in force  on peak: 2 batches/s x 100 ids = 200.0 ids/s"
-    assert lines[4] == "  batches   3 done, 1 in flight, 1 failed (100 ids), 2 cycles"
+    assert lines[4] == ("  batches   3 done, 1 in flight, 1 failed (100 ids), 2 cycles, 0 attempts lost (lease ran "
+                        "out: a task died or was killed)")
     assert lines[5].startswith("  ETA       ") and "walking the peak calendar at the configured rates" in lines[5]
     assert lines[6] == f"  failed    {batch.begin_id}-{batch.end_id}  1 attempt  ValueError: boom"
     assert lines[7] == f"  airflow   DAG {backfill.name} not paused"

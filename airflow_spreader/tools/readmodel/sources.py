@@ -187,6 +187,35 @@ class AirflowSource:
 
         return self._attempt(delete)
 
+    def active_runs(self, dag_id: str) -> Lookup[list[str]]:
+        """The run ids of the DAG's runs now queued or running (a resume must not start a second chain)."""
+        def read() -> list[str]:
+            from airflow.models.dagrun import DagRun  # noqa: PLC0415, TID251 - server side, on use
+            from airflow.utils.session import create_session  # noqa: PLC0415
+            from airflow.utils.state import DagRunState  # noqa: PLC0415
+            from sqlalchemy import select  # noqa: PLC0415
+
+            with create_session() as session:
+                return list(session.scalars(select(DagRun.run_id).where(
+                    DagRun.dag_id == dag_id, DagRun.state.in_([DagRunState.QUEUED, DagRunState.RUNNING]))))
+
+        return self._attempt(read)
+
+    def trigger(self, dag_id: str) -> str:
+        """Create a manual run of the DAG as ``airflow dags trigger`` does (server side); its run id."""
+        from getpass import getuser  # noqa: PLC0415
+
+        from airflow.api.common.trigger_dag import trigger_dag  # noqa: PLC0415 - server side, on use
+        from airflow.utils.types import DagRunTriggeredByType  # noqa: PLC0415
+
+        try:
+            run = trigger_dag(dag_id, triggered_by=DagRunTriggeredByType.CLI, triggering_user_name=getuser())
+        except Exception as error:
+            raise SourceError(f"could not trigger the DAG {dag_id}: {one_line(error)}") from error
+        if run is None:
+            raise SourceError(f"could not trigger the DAG {dag_id}: Airflow created no run")
+        return str(run.run_id)
+
     def is_paused(self, dag_id: str) -> Lookup[bool]:
         def read() -> bool | None:
             from airflow.models.dag import DagModel  # noqa: PLC0415, TID251 - server side, on use

@@ -25,17 +25,37 @@ def display_zone(config: SpreadConfig | None) -> tzinfo:
     return ZoneInfo(config.on_peak_timezone if config else "UTC")
 
 
-def state_of(progress: Progress, paused: bool | None) -> str:
-    """running, paused, stopped, done, failed (only failed ranges left), or not started."""
-    if not progress.started:
-        return "not started"
+def state_of(progress: Progress, paused: bool | None, halted: bool = False) -> str:
+    """running, paused, stopped, halted (the last plan failed for good), done, failed (only failed ranges
+    left), or not started."""
     if progress.finished:
         return "done"
+    if halted:
+        return "halted"
+    if not progress.started:
+        return "not started"
     if progress.exhausted and progress.in_flight == 0 and progress.batches_failed:
         return "failed"
     if progress.stopped:
         return "stopped"
     return "paused" if paused else "running"
+
+
+@dataclass(frozen=True, slots=True)
+class Halt:
+    """The last plan failed for good: no next cycle is planned until the cause is fixed and ``resume``."""
+
+    reason: str
+    at: datetime | None
+    name: str
+    dag_id: str
+
+    @property
+    def text(self) -> str:
+        fix = (f"fix the Variable (airflow-spreader config {self.name} --set/--replace)"
+               if self.reason.startswith("ConfigError") else "fix the cause")
+        return f"the last plan failed: {self.reason}; {fix}, then airflow-spreader resume {self.name}" + (
+            f" --dag-id {self.dag_id}" if self.dag_id != self.name else "")
 
 
 @dataclass(frozen=True)
@@ -49,6 +69,7 @@ class BackfillStatus:
     observed: Observed
     config: Lookup[SpreadConfig]
     paused: Lookup[bool]
+    halt: Halt | None = None
 
     @property
     def name(self) -> str:
@@ -56,7 +77,7 @@ class BackfillStatus:
 
     @property
     def state(self) -> str:
-        return state_of(self.progress, self.paused.value)
+        return state_of(self.progress, self.paused.value, self.halt is not None)
 
     @property
     def zone(self) -> tzinfo:
@@ -75,6 +96,8 @@ class BackfillStatus:
     @property
     def eta(self) -> Eta:
         p = self.progress
+        if self.halt is not None and not p.finished:
+            return Eta("unknown", None, f"halted: {self.halt.text}")
         if not p.started:
             return Eta("unknown", None, "not started: the DAG's first run captures the table's bounds")
         if self.config.value is None:
@@ -82,6 +105,11 @@ class BackfillStatus:
         return estimate(self.config.value, self.now, remaining_ids=max(0, p.total_ids - p.ids_done - p.ids_failed),
                         failed_ids=p.ids_failed, stopped=p.stopped, paused=self.paused.value is True,
                         observed=self.observed)
+
+    @property
+    def attempts_lost(self) -> int:
+        """Attempts whose lease ran out (a task died or was killed): their ranges were planned again."""
+        return self.progress.counters.get("attempts_lost", 0)
 
     def in_force(self) -> dict[str, Any] | None:
         """The rate in force now and when it changes, or None without the configuration."""
@@ -99,7 +127,9 @@ class BackfillStatus:
     def to_dict(self) -> dict[str, Any]:
         return {
             "backfill": self.name, "dag_id": self.dag_id, "state": self.state, "now": self.now.isoformat(),
-            "progress": self.progress.to_dict(),
+            "progress": {**self.progress.to_dict(), "attempts_lost": self.attempts_lost},
+            "halt": None if self.halt is None else {"reason": self.halt.reason, "message": self.halt.text,
+                                                    "at": self.halt.at.isoformat() if self.halt.at else None},
             "ids_per_second": {"recent": self.observed.ids_per_second, "recent_seconds": self.observed.seconds,
                                "since_start": self.since_start},
             "in_force": self.in_force(), "eta": self.eta.to_dict(self.now),
@@ -112,7 +142,9 @@ class BackfillStatus:
 
 def gather(tracker: Tracker, airflow: AirflowSource, dag_id: str, now: datetime, window_minutes: int) -> BackfillStatus:
     progress = tracker.progress()
+    halted = tracker.halt()
     return BackfillStatus(
+        halt=None if halted is None else Halt(halted[0], halted[1], tracker.name, dag_id),
         dag_id=dag_id, now=now, progress=progress, failed=tracker.failed_ranges(),
         observed=observe(tracker.done_per_minute(), now, minutes=window_minutes, started_at=progress.started_at),
         config=airflow.config(dag_id), paused=airflow.is_paused(dag_id),

@@ -127,10 +127,11 @@ function card(b) {
                     ` ids (`, field("rows_done", int(p.rows_done), p.rows_done), " rows), ", field("percent", `${pct}%`, p.fraction_done))],
     ["pace", `${rate(b.ids_per_second.recent)} over the last ${duration(b.ids_per_second.recent_seconds)}, ${rate(b.ids_per_second.since_start)} since start`],
     ["in force", field("in_force", inForce(b))],
-    ["batches", field("batches", `${int(p.batches_done)} done, ${int(p.in_flight)} in flight, ${int(p.batches_failed)} failed (${int(p.ids_failed)} ids), ${int(p.cycles)} cycle${p.cycles === 1 ? "" : "s"}`)],
+    ["batches", field("batches", `${int(p.batches_done)} done, ${int(p.in_flight)} in flight, ${int(p.batches_failed)} failed (${int(p.ids_failed)} ids), ${int(p.cycles)} cycle${p.cycles === 1 ? "" : "s"}, ${int(p.attempts_lost || 0)} attempt${p.attempts_lost === 1 ? "" : "s"} lost (lease ran out: a task died or was killed)`)],
     ["ETA", field("eta", eta(b, zone), b.eta.state)],
     ["airflow", field("airflow", airflowLine(b))],
   ];
+  if (b.halt) rows.unshift(["halted", field("halt", `${b.halt.at ? when(b.halt.at, zone) + ": " : ""}${b.halt.message}`)]);
   return el("section", {class: "backfill", "data-backfill": b.backfill},
     el("div", {class: "head"}, el("h2", {text: b.backfill}),
        el("span", {class: `state state-${b.state.replace(" ", "-")}`, "data-field": "state", text: b.state}),
