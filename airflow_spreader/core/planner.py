@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -171,3 +171,18 @@ def _positive(value: Number, name: str) -> Fraction:
     if result <= 0:
         raise ValueError(f"{name} must be > 0, got {value!r}")
     return result
+
+
+#: A fixed rate, or the rate in force at a moment (picked for the cycle's begin, known only in the claim).
+Rate = Number | Callable[[datetime], Number]
+
+
+def rate_at(per_second: Rate, at: datetime) -> Number:
+    """The rate of a cycle that begins at ``at``."""
+    return per_second(at) if callable(per_second) else per_second
+
+
+def cycle_end(begin_at: datetime, per_second: Number, duration: Number) -> datetime:
+    """Where a cycle ends: its whole slots at ``1 / per_second``, rounded up to the microsecond."""
+    length = cycle_length(per_second, duration)
+    return begin_at + timedelta(microseconds=math.ceil(length * 1_000_000))

@@ -9,13 +9,12 @@ resume never needs an id set by hand. Memory is O(ranges in flight + failed rang
 from __future__ import annotations
 
 import json
-import math
 import random
 import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import redis
@@ -25,8 +24,10 @@ from airflow_spreader.core.planner import (
     Batch,
     IdRange,
     Number,
+    Rate,
     carve_ranges,
-    cycle_length,
+    cycle_end,
+    rate_at,
     schedule,
     slot_offsets,
 )
@@ -45,21 +46,6 @@ from airflow_spreader.state.records import (
 
 MINUTE_BUCKETS_TTL = 86_400
 MAX_CLAIM_RETRIES = 100
-
-#: A fixed rate, or the rate in force at a moment (picked for the cycle's begin, known only in the claim).
-Rate = Number | Callable[[datetime], Number]
-
-
-def rate_at(per_second: Rate, at: datetime) -> Number:
-    """The rate of a cycle that begins at ``at``."""
-    return per_second(at) if callable(per_second) else per_second
-
-
-def cycle_end(begin_at: datetime, per_second: Number, duration: Number) -> datetime:
-    """Where a cycle ends: its whole slots at ``1 / per_second``, rounded up to the microsecond."""
-    length = cycle_length(per_second, duration)
-    return begin_at + timedelta(microseconds=math.ceil(length * 1_000_000))
-
 
 @dataclass(frozen=True, slots=True)
 class _Snapshot:

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 
 from airflow_spreader.core.names import config_variable
 from airflow_spreader.state.tracker import Tracker
-from airflow_spreader.tools.stack import AirflowStack
+from devtools.stack import AirflowStack
 from tests.airflow.conftest import TABLE
 from tests.scheduler import test_backfill_scheduler as base
 
