@@ -107,18 +107,27 @@ class PlanCycleOperator(BaseOperator):
             ledger_named(self.ledger_table).ensure(SourceDatabaseHook(self.source_conn_id).get_conn())
 
     def execute(self, context: Context) -> list[dict[str, Any]]:
-        tracker = SpreaderHook(self.redis_conn_id).tracker(self.backfill)
         try:
             planned = self.plan(context)
         except PERMANENT as error:  # retrying cannot help: fail at once, with the message
             message = f"{type(error).__name__}: {error}"
-            try:  # the chain ends here: say so in `status` and on the page (impossible without Redis)
-                tracker.record_halt(message)
-            except redis.RedisError as lost:
-                self.log.error("Could not record the halt in Redis: %s", lost)
+            self.note_halt(message)
             raise AirflowFailException(message) from error
-        tracker.clear_halt()
+        self.note_halt(None)
         return planned
+
+    def note_halt(self, reason: str | None) -> None:
+        """The chain ends at a permanent failure: record it for `status` and the page; a plan that succeeds
+        clears it. Best effort: it cannot be recorded without Redis, and must not hide the plan's outcome."""
+        try:
+            tracker = SpreaderHook(self.redis_conn_id).tracker(self.backfill)
+            if reason is None:
+                tracker.clear_halt()
+            else:
+                tracker.record_halt(reason)
+        except Exception as error:
+            self.log.error("Could not %s the halt of %r in Redis: %s", "clear" if reason is None else "record",
+                           self.backfill, error)
 
     def plan(self, context: Context) -> list[dict[str, Any]]:
         config = self.load_config()

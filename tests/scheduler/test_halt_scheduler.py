@@ -9,23 +9,51 @@ from __future__ import annotations
 import json
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
+import redis
 import sqlalchemy as sa
 
 from airflow_spreader.core.names import config_variable
 from airflow_spreader.state.tracker import Tracker
 from devtools.stack import AirflowStack
-from tests.airflow.conftest import TABLE
+from tests.airflow.conftest import TABLE, redis_connection
+from tests.conftest import TESTS
 from tests.scheduler import test_backfill_scheduler as base
 
 pytestmark = pytest.mark.scheduler
 
 DAG_ID = base.DAG_ID
-source_db, stack, tracker = base.source_db, base.stack, base.tracker  # the same fixtures: the same stack
+source_db = base.source_db
+#: A Redis database of its own: the dag.test() tests use (and reset) a tracker of the same name in the default one.
+PRIVATE_DB = 13
 GOOD = {"batch_size": 50, "duration": 4, "per_second_on_peak": 5, "per_second_off_peak": 5, "max_tasks_per_cycle": 4}
+
+
+@pytest.fixture(scope="module")
+def private_redis(redis_url: str) -> str:
+    return urlunsplit(urlsplit(redis_url)._replace(path=f"/{PRIVATE_DB}"))
+
+
+@pytest.fixture(scope="module")
+def stack(airflow_stack_factory, source_db: Path, private_redis: str) -> AirflowStack:  # type: ignore[no-untyped-def]
+    return airflow_stack_factory(TESTS / "airflow" / "dags", parallelism=8, env={
+        "AIRFLOW_CONN_SPREADER_TEST_SQLITE": json.dumps({"conn_type": "sqlite", "host": str(source_db)}),
+        "AIRFLOW_CONN_REDIS_DEFAULT": redis_connection(private_redis),
+        "REDIS_URL": private_redis,  # for the console run with the stack's environment
+    })
+
+
+@pytest.fixture
+def tracker(private_redis: str) -> Iterator[Tracker]:
+    tracker = Tracker(DAG_ID, redis.Redis.from_url(private_redis))
+    tracker.reset()
+    yield tracker
+    tracker.reset()
 
 
 def console(stack: AirflowStack, *args: str) -> subprocess.CompletedProcess[str]:

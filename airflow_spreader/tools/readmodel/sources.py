@@ -16,6 +16,7 @@ raising, so that ``status`` still shows what Redis knows.
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 from urllib.parse import urlsplit, urlunsplit
@@ -208,10 +209,17 @@ class AirflowSource:
         from airflow.api.common.trigger_dag import trigger_dag  # noqa: PLC0415 - server side, on use
         from airflow.utils.types import DagRunTriggeredByType  # noqa: PLC0415
 
+        sys.stdout.flush()
+        saved = os.dup(1)
+        os.dup2(2, 1)  # Airflow logs "creating dag run" on stdout, whatever its loggers hold: keep --json clean
         try:
             run = trigger_dag(dag_id, triggered_by=DagRunTriggeredByType.CLI, triggering_user_name=getuser())
         except Exception as error:
             raise SourceError(f"could not trigger the DAG {dag_id}: {one_line(error)}") from error
+        finally:
+            sys.stdout.flush()
+            os.dup2(saved, 1)
+            os.close(saved)
         if run is None:
             raise SourceError(f"could not trigger the DAG {dag_id}: Airflow created no run")
         return str(run.run_id)
