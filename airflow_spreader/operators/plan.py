@@ -144,7 +144,8 @@ class PlanCycleOperator(BaseOperator):
         # one in force at that begin (config.per_second is called with it inside the claim).
         claim = tracker.claim_cycle(batch_size=config.batch_size, per_second=config.per_second,
                                     duration=config.duration, begin_at=now,
-                                    lease_seconds=config.lease_seconds, after_previous=True)
+                                    lease_seconds=config.lease_seconds, after_previous=True,
+                                    claim_id=f"{context['ti'].dag_id}/{context['ti'].run_id}")  # a retry: same cycle
         begin_at = claim.begin_at or now
         on_peak = config.peak_schedule.is_on_peak(begin_at)
         per_second = claim.per_second if claim.per_second is not None else config.per_second(begin_at)
