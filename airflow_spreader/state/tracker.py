@@ -46,7 +46,7 @@ from airflow_spreader.state.records import (
 
 MINUTE_BUCKETS_TTL = 86_400
 MAX_CLAIM_RETRIES = 100
-CLAIMS_KEPT = 8  # recorded claims (DAG runs) a retry can still find; a cycle's record is ~40 bytes a batch
+CLAIMS_KEPT = 8  # recorded claims (DAG runs) a retry can still find; a record is 27-53 bytes a batch
 
 #: A fixed rate, or the rate in force at a moment (picked for the cycle's begin, known only in the claim).
 Rate = Number | Callable[[datetime], Number]
