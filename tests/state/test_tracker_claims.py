@@ -97,8 +97,8 @@ def test_a_claim_retried_after_its_reply_was_lost_gets_the_recorded_cycle(redis_
 
 
 class RetriesLostReplies(Tracker):
-    """A client that resends the script when its reply is lost (what a client-side retry does): the
-    second run of the script, not the snapshot before it, must find the record."""
+    """A client that resends the script when its reply is lost (what a client-side retry does): the resent
+    script changes nothing, and the claim still returns the recorded cycle."""
 
     def _run(self, script: str, keys: Any, *args: Any) -> Any:
         answer = super()._run(script, keys, *args)
@@ -150,3 +150,20 @@ def test_wide_ids_and_fractional_rates_survive_the_record(tracker: Tracker) -> N
     same_cycle(first, tracker.claim_cycle(batch_size=7, per_second=3, duration=1, begin_at=T,
                                           lease_seconds=600, claim_id="dag/wide"))
     assert first.batches[0].end_id == top
+
+
+def test_the_claim_script_refuses_a_second_claim_of_a_recorded_id_even_from_a_fresh_snapshot(
+        tracker: Tracker) -> None:
+    """The record's check is atomic with the claim: a same-id claim built on the current state changes nothing."""
+    tracker.start(max_id=1000)
+    claim(tracker, "dag/run-1")
+    before = state(tracker)
+    cursor = tracker.progress().cursor
+    assert cursor == 940
+    args = [cursor, cursor - 10, 600, T.timestamp(), 1, 10, T.timestamp() + 3, "dag/run-1", "{}", CLAIMS_KEPT,
+            str(IdRange(cursor - 9, cursor)), T.timestamp(), ""]
+    assert tracker._run("claim", tracker.keys.claim_script_keys, *args) == [2]
+    assert state(tracker) == before
+    args[7] = "dag/run-2"  # the same call under a new id claims
+    assert tracker._run("claim", tracker.keys.claim_script_keys, *args)[0] == 1
+    assert tracker.progress().cursor == 930
