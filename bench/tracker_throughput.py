@@ -20,8 +20,8 @@ from multiprocessing.synchronize import Barrier
 import redis
 
 from airflow_spreader.core.planner import slot_offsets
-from airflow_spreader.state.records import ClaimedBatch
-from airflow_spreader.state.tracker import Tracker, _Snapshot
+from airflow_spreader.state.records import ClaimedBatch, ClaimSnapshot
+from airflow_spreader.state.tracker import Tracker
 from bench.common import Section, Stats, Table, fmt
 
 BATCH, PER_SECOND, DURATION = 70, 7.5, 180  # the reference's busiest cycle: 1,350 batches
@@ -107,7 +107,7 @@ def measure(op: str, processes: int, url: str, window: float) -> float:
 def planning_seconds(repeats: int) -> float:
     """The Python planning inside one ``claim_cycle`` of 1,350 batches (``Tracker._plan``: the planner's
     ``carve_ranges`` and ``schedule``), without Redis: median over ``repeats`` loops of 20 calls."""
-    snapshot = _Snapshot(cursor=TOP_ID, min_id=1, stopped=False, now=0.0, due={}, planned_until=None)
+    snapshot = ClaimSnapshot(cursor=TOP_ID, min_id=1, stopped=False, now=0.0, due={}, planned_until=None)
     offsets = slot_offsets(PER_SECOND, DURATION)
     begin_at = datetime.now(timezone.utc)
     times = []

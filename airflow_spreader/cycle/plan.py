@@ -34,8 +34,10 @@ def start_backfill(tracker: Tracker, bounds: TableBounds) -> None:
         tracker.start(max_id=bounds.max_id, min_id=bounds.min_id)
 
 
-def plan_next_cycle(tracker: Tracker, config: SpreadConfig, now: datetime) -> CyclePlan:
-    """Claim the next cycle at the configured rate.
+def plan_next_cycle(tracker: Tracker, config: SpreadConfig, now: datetime, *,
+                    claim_id: str | None = None) -> CyclePlan:
+    """Claim the next cycle at the configured rate; a second call with the same ``claim_id`` (a retried plan
+    task of the same DAG run) gets the same cycle back and advances nothing.
 
     The previous cycle's run starts this one a little before its planned end (``lead_seconds``): the
     cycle begins where that one ends, so that cycles tile the time line without a gap or an overlap, at
@@ -43,7 +45,7 @@ def plan_next_cycle(tracker: Tracker, config: SpreadConfig, now: datetime) -> Cy
     """
     claim = tracker.claim_cycle(batch_size=config.batch_size, per_second=config.per_second,
                                 duration=config.duration, begin_at=now,
-                                lease_seconds=config.lease_seconds, after_previous=True)
+                                lease_seconds=config.lease_seconds, after_previous=True, claim_id=claim_id)
     begin_at = claim.begin_at or now
     per_second = claim.per_second if claim.per_second is not None else config.per_second(begin_at)
     length = (claim.end_at - begin_at).total_seconds() if claim.end_at else float(config.duration)

@@ -153,7 +153,9 @@ class PlanCycleOperator(BaseOperator):
                               bounds.min_id, bounds.max_id)
         else:
             self.ensure_ledger()
-        cycle = plan_next_cycle(tracker, config, datetime.now(timezone.utc))
+        ti = context["ti"]
+        # A retried plan task of this DAG run gets the cycle its first try claimed (claim_id), not another one.
+        cycle = plan_next_cycle(tracker, config, datetime.now(timezone.utc), claim_id=f"{ti.dag_id}/{ti.run_id}")
         summary = cycle.summary
         metrics.cycle_planned(self.backfill, batches=summary.batches, cursor=summary.cursor_after,
                               per_second=summary.per_second)

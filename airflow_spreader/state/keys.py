@@ -10,7 +10,14 @@ from dataclasses import dataclass
 
 from airflow_spreader.core.names import REGISTRY_KEY, redis_key, validate_name
 
-__all__ = ["REGISTRY_KEY", "Keys", "validate_name"]
+__all__ = ["REGISTRY_KEY", "Keys", "validate_claim_id", "validate_name"]
+
+
+def validate_claim_id(claim_id: str) -> str:
+    """A claim id is a field of the claims hash; '' is the claim script's "no claim id"."""
+    if not isinstance(claim_id, str) or not claim_id:
+        raise ValueError(f"claim_id must be a non-empty string (a DAG run's id) or None, got {claim_id!r}")
+    return claim_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +67,22 @@ class Keys:
         """Hash: epoch minute -> ids done in it; expires a day after the last completion."""
         return self._key("minutes")
 
+    @property
+    def claims(self) -> str:
+        """Hash: claim id (a DAG run) -> JSON of the cycle it claimed, so that a retried claim gets it back."""
+        return self._key("claims")
+
+    @property
+    def claim_order(self) -> str:
+        """List of the recorded claim ids, newest first: only the last few are kept (O(1) memory)."""
+        return self._key("claim-order")
+
+    @property
+    def claim_script_keys(self) -> list[str]:
+        """The keys claim.lua touches, in its KEYS order."""
+        return [self.meta, self.leases, self.inflight, self.stats, self.stop, self.token_seq, self.claims,
+                self.claim_order]
+
     def all(self) -> list[str]:
         return [self.meta, self.stats, self.inflight, self.leases, self.failed, self.stop,
-                self.token_seq, self.done_by_minute]
+                self.token_seq, self.done_by_minute, self.claims, self.claim_order]

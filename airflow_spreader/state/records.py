@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from enum import Enum, IntEnum
+from fractions import Fraction
 from typing import Any
 
 from airflow_spreader.core.planner import Batch, IdRange, Number
@@ -29,6 +31,7 @@ class ClaimOutcome(IntEnum):
     CLAIMED = 1
     STALE = 0
     STOPPED = -1
+    RECORDED = 2  #: the claim id claimed a cycle after the snapshot: the next snapshot reads it
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,10 +86,25 @@ class CycleClaim:
     per_second: Number | None = None
     #: Where the cycle's slots end (the next cycle's begin); None when nothing was claimed.
     end_at: datetime | None = None
+    #: The cycle was claimed before under the same claim id, and is handed back unchanged.
+    replayed: bool = field(default=False, compare=False)
 
     @property
     def replanned(self) -> int:
         return sum(1 for b in self.batches if b.replanned)
+
+    @classmethod
+    def from_record(cls, record: str) -> CycleClaim:
+        """The cycle a claim script recorded: ``{"first_token": N, "cycle": cycle_record(...)}``."""
+        data = json.loads(record)
+        first, cycle = int(data["first_token"]), data["cycle"]
+        begin = datetime.fromisoformat(cycle["begin_at"])
+        batches = [ClaimedBatch(begin + timedelta(microseconds=offset), int(b), int(e), first + i, bool(again))
+                   for i, (b, e, offset, again) in enumerate(cycle["batches"])]
+        rate = cycle["per_second"]
+        return cls(batches, cycle["cursor_before"], cycle["cursor_after"], begin_at=begin,
+                   per_second=Fraction(rate) if isinstance(rate, str) else rate,
+                   end_at=datetime.fromisoformat(cycle["end_at"]), replayed=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,7 +168,43 @@ class Progress:
         return data
 
 
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def cycle_record(batches: list[Batch], replanned: int, cursor_before: int, cursor_after: int, begin_at: datetime,
+                 per_second: Number, end_at: datetime) -> str:
+    """JSON of a cycle about to be claimed, without its tokens (the claim script adds the first one), for
+    ``CycleClaim.from_record``. The first ``replanned`` batches are replays. Times are ISO strings and
+    microsecond offsets from the begin, ids JSON integers: the round trip is exact."""
+    return json.dumps({
+        "cursor_before": cursor_before, "cursor_after": cursor_after,
+        "begin_at": begin_at.isoformat(), "end_at": end_at.isoformat(),
+        "per_second": per_second if isinstance(per_second, (int, float)) else str(per_second),
+        "batches": [[b.begin_id, b.end_id, (b.run_at - begin_at) // _MICROSECOND, int(i < replanned)]
+                    for i, b in enumerate(batches)],
+    }, separators=(",", ":"))
+
+
 def from_epoch(value: bytes | str | float | None) -> datetime | None:
     if value in (None, b"", ""):
         return None
     return datetime.fromtimestamp(float(value), tz=timezone.utc)
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimSnapshot:
+    """What a claim reads before planning; the commit re-checks the parts it relied on."""
+
+    cursor: int
+    min_id: int
+    stopped: bool
+    now: float
+    due: dict[IdRange, str]
+    planned_until: float | None
+    recorded: str | None = None  # the cycle already claimed under the claim id, if any
+
+    def begin(self, not_before: datetime, after_previous: bool) -> datetime:
+        """When the cycle begins: ``not_before``, or the previous cycle's planned end if later and asked."""
+        if after_previous and self.planned_until is not None and self.planned_until > not_before.timestamp():
+            return datetime.fromtimestamp(self.planned_until, not_before.tzinfo)
+        return not_before

@@ -13,7 +13,6 @@ import random
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -33,37 +32,22 @@ from airflow_spreader.core.planner import (
 )
 from airflow_spreader.errors import SpreaderError
 from airflow_spreader.state import scripts
-from airflow_spreader.state.keys import REGISTRY_KEY, Keys, validate_name
+from airflow_spreader.state.keys import REGISTRY_KEY, Keys, validate_claim_id, validate_name
 from airflow_spreader.state.records import (
     BeginState,
     ClaimedBatch,
     ClaimOutcome,
+    ClaimSnapshot,
     CycleClaim,
     FailedRange,
     Progress,
+    cycle_record,
     from_epoch,
 )
 
 MINUTE_BUCKETS_TTL = 86_400
 MAX_CLAIM_RETRIES = 100
-
-@dataclass(frozen=True, slots=True)
-class _Snapshot:
-    """What a claim reads before planning; the commit re-checks the parts it relied on."""
-
-    cursor: int
-    min_id: int
-    stopped: bool
-    now: float
-    due: dict[IdRange, str]
-    planned_until: float | None
-
-    def begin(self, not_before: datetime, after_previous: bool) -> datetime:
-        """When the cycle begins: ``not_before``, or the previous cycle's planned end if later and asked."""
-        if after_previous and self.planned_until is not None and self.planned_until > not_before.timestamp():
-            return datetime.fromtimestamp(self.planned_until, not_before.tzinfo)
-        return not_before
-
+CLAIMS_KEPT = 8  # recorded claims (DAG runs) a retry can still find; a record is 27-53 bytes a batch
 
 def text(value: bytes | str) -> str:
     """Redis answers bytes unless the client decodes; accept both."""
@@ -185,6 +169,7 @@ class Tracker:
         begin_at: datetime,
         lease_seconds: float,
         after_previous: bool = False,
+        claim_id: str | None = None,
     ) -> CycleClaim:
         """Atomically plan one cycle: ranges due for re-planning first, then new ones from the cursor.
 
@@ -196,9 +181,14 @@ class Tracker:
         line, so a next cycle planned early (or a second planner) never doubles the rate.
         ``per_second`` may be a function of the begin time: the rate is then picked for the cycle's
         begin, which is known only here. The cycle ends after its whole slots (``cycle_length``).
+        With a ``claim_id`` (a DAG run), claiming it again (a retried plan, a lost reply) returns its cycle
+        unchanged, tokens too, and advances nothing; the last ``CLAIMS_KEPT`` claim ids are remembered.
         """
+        claim_id = None if claim_id is None else validate_claim_id(claim_id)
         for attempt in range(MAX_CLAIM_RETRIES):
-            snapshot, start, rate, offsets = self._read(per_second, duration, begin_at, after_previous)
+            snapshot, start, rate, offsets = self._read(per_second, duration, begin_at, after_previous, claim_id)
+            if snapshot.recorded is not None:  # read with the snapshot; the script answers RECORDED if later
+                return CycleClaim.from_record(snapshot.recorded)
             if snapshot.stopped:
                 return CycleClaim([], snapshot.cursor, snapshot.cursor, stopped=True, begin_at=start,
                                   per_second=rate)
@@ -207,13 +197,14 @@ class Tracker:
                 return CycleClaim([], snapshot.cursor, snapshot.cursor, begin_at=start, per_second=rate)
             end = cycle_end(start, rate, duration)
             new_cursor = fresh[-1].begin_id - 1 if fresh else snapshot.cursor
+            record = "" if claim_id is None else cycle_record(
+                planned, len(replays), snapshot.cursor, new_cursor, start, rate, end)
             args: list[Any] = [snapshot.cursor, new_cursor, lease_seconds, snapshot.now, len(fresh),
-                               sum(r.size for r in fresh), end.timestamp()]
+                               sum(r.size for r in fresh), end.timestamp(), claim_id or "", record, CLAIMS_KEPT]
             for i, batch in enumerate(planned):
                 args += [str(batch.id_range), batch.run_at.timestamp(),
                          snapshot.due[batch.id_range] if i < len(replays) else ""]
-            k = self.keys
-            outcome = self._run("claim", [k.meta, k.leases, k.inflight, k.stats, k.stop, k.token_seq], *args)
+            outcome = self._run("claim", self.keys.claim_script_keys, *args)
             result = ClaimOutcome(int(outcome[0]))
             if result is ClaimOutcome.CLAIMED:
                 first = int(outcome[1])
@@ -224,7 +215,7 @@ class Tracker:
             if result is ClaimOutcome.STOPPED:
                 return CycleClaim([], snapshot.cursor, snapshot.cursor, stopped=True, begin_at=start,
                                   per_second=rate)
-            time.sleep(random.uniform(0, 0.002 * min(attempt + 1, 20)))
+            time.sleep(random.uniform(0, 0.002 * min(attempt + 1, 20)))  # STALE or RECORDED: read again
         raise TrackerError(f"backfill {self.name!r}: could not claim a cycle after "
                            f"{MAX_CLAIM_RETRIES} attempts (too many planners racing)")
 
@@ -240,12 +231,12 @@ class Tracker:
         return CycleClaim(batches, snapshot.cursor, fresh[-1].begin_id - 1 if fresh else snapshot.cursor,
                           begin_at=start, per_second=rate, end_at=cycle_end(start, rate, duration))
 
-    def _read(self, per_second: Rate, duration: Number, begin_at: datetime,
-              after_previous: bool) -> tuple[_Snapshot, datetime, Number, list[int]]:
+    def _read(self, per_second: Rate, duration: Number, begin_at: datetime, after_previous: bool,
+              claim_id: str | None = None) -> tuple[ClaimSnapshot, datetime, Number, list[int]]:
         """The snapshot, the cycle's begin, the rate in force then, and the cycle's slots."""
         limit = len(slot_offsets(rate_at(per_second, begin_at), duration))
         while True:
-            snapshot = self._snapshot(limit)
+            snapshot = self._snapshot(limit, claim_id)
             start = snapshot.begin(begin_at, after_previous)
             rate = rate_at(per_second, start)
             offsets = slot_offsets(rate, duration)
@@ -254,28 +245,30 @@ class Tracker:
             limit = len(offsets)
 
     @staticmethod
-    def _plan(snapshot: _Snapshot, batch_size: int, offsets: list[int],
+    def _plan(snapshot: ClaimSnapshot, batch_size: int, offsets: list[int],
               begin_at: datetime) -> tuple[list[IdRange], list[IdRange], list[Batch]]:
         """Ranges due again first (highest first), then new ranges from the cursor, in the cycle's slots."""
         replays = sorted(snapshot.due, key=lambda r: r.end_id, reverse=True)
         fresh = carve_ranges(snapshot.cursor, batch_size, len(offsets) - len(replays), snapshot.min_id)
         return replays, fresh, schedule([*replays, *fresh], begin_at, offsets)
 
-    def _snapshot(self, limit: int) -> _Snapshot:
+    def _snapshot(self, limit: int, claim_id: str | None = None) -> ClaimSnapshot:
         k = self.keys
         now = self.clock()
-        pipe = self.redis.pipeline(transaction=True)
+        pipe = self.redis.pipeline(transaction=True)  # the record read with the rest: a claim sees it or plans
         pipe.hmget(k.meta, ["cursor", "min_id", "planned_until"])
         pipe.exists(k.stop)
         pipe.zrangebyscore(k.leases, "-inf", now, start=0, num=limit)
-        (cursor, min_id, planned_until), stopped, due = pipe.execute()
+        pipe.hget(k.claims, claim_id or "")
+        (cursor, min_id, planned_until), stopped, due, recorded = pipe.execute()
         if cursor is None:
             raise TrackerError(f"backfill {self.name!r} has not started (no cursor in Redis); "
                                "start() it with the table's bounds first")
         entries = self.redis.hmget(k.inflight, due) if due else []
-        return _Snapshot(
+        return ClaimSnapshot(
             cursor=int(cursor), min_id=int(min_id), stopped=bool(stopped), now=now,
             planned_until=None if planned_until is None else float(planned_until),
+            recorded=None if recorded is None or claim_id is None else text(recorded),
             due={IdRange.parse(text(m)): text(raw) for m, raw in zip(due, entries, strict=True) if raw is not None},
         )
 

@@ -23,7 +23,8 @@ MARIADB_URL = os.environ.get("SPREADER_TEST_MARIADB_URL", "mysql+pymysql://root@
 SOURCE_URLS = {"sqlite": f"sqlite:///{AIRFLOW_HOME / 'source.db'}", "subclass": f"sqlite:///{AIRFLOW_HOME / 'sub.db'}",
                "postgres": POSTGRES_URL, "mariadb": MARIADB_URL,
                "dies": f"sqlite:///{AIRFLOW_HOME / 'dies.db'}",
-               "dies_unledgered": f"sqlite:///{AIRFLOW_HOME / 'dies-unledgered.db'}"}
+               "dies_unledgered": f"sqlite:///{AIRFLOW_HOME / 'dies-unledgered.db'}",
+               "plan_retry": f"sqlite:///{AIRFLOW_HOME / 'plan-retry.db'}"}
 TABLE = "spreader_items"
 
 

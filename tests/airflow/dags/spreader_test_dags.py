@@ -7,13 +7,16 @@ from __future__ import annotations
 
 import os
 import time
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 from airflow.sdk import Context
 
 from airflow_spreader.dag_factory import backfill_dag
 from airflow_spreader.operators.batch import SpreadBatchOperator
+from airflow_spreader.operators.plan import PlanCycleOperator
 from airflow_spreader.state.records import ClaimedBatch
 
 TABLE = "spreader_items"
@@ -67,3 +70,19 @@ dies_unledgered_backfill = backfill_dag("spreader_test_dies_unledgered", table=T
                                         source_conn_id="spreader_test_dies_unledgered",
                                         batch_operator=DiesAfterCommit, retries=0, control_retries=0,
                                         ledger_table=None)
+
+
+class PlanFailsAfterClaim(PlanCycleOperator):
+    """The plan's first try fails after its claim (as a failing checkpoint write or XCom push would)."""
+
+    def plan(self, context: Context) -> list[dict[str, Any]]:
+        groups = super().plan(context)
+        if context["ti"].try_number == 1:
+            raise RuntimeError("the plan failed after its claim")
+        return groups
+
+
+plan_retry_backfill = backfill_dag("spreader_test_plan_retry", table=TABLE, source_conn_id="spreader_test_plan_retry",
+                                   work=bump_counter, retries=0, control_retries=1,
+                                   retry_delay=timedelta(seconds=1))
+plan_retry_backfill.task_dict["plan"].__class__ = PlanFailsAfterClaim  # the factory takes no plan class
