@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from airflow.sdk import Context
 
 from airflow_spreader import metrics
+from airflow_spreader.core.pause import PausedReading, pause_step
 from airflow_spreader.core.timing import call_work, missing_work
 from airflow_spreader.cycle.model import BatchGroup
 from airflow_spreader.errors import SpreaderError
@@ -39,7 +40,9 @@ class SpreadBatchOperator(TimedWaits):
 
     Give the work as ``work=`` or override :meth:`process` in a subclass. A batch starts only
     while this task still holds its range and the backfill is not stopped; when stopped, the
-    remaining ranges are handed back untouched. A retry skips the batches already done.
+    remaining ranges are handed back untouched. A retry skips the batches already done. While the DAG
+    is paused no batch starts: the task defers until the unpause, then hands the batches whose moment
+    passed meanwhile back to the tracker (the next cycle plans them first, at the rate).
 
     With ``ledger_table`` (the default), each batch's transaction first records its range in that
     table of the source database, so a range whose work committed is never run again, even when the
@@ -48,6 +51,10 @@ class SpreadBatchOperator(TimedWaits):
     """
 
     ui_color = "#fef7e0"
+    #: Seconds between the triggerer's wake-ups of a task waiting out a pause; the scheduler then does
+    #: not queue it again before the unpause.
+    pause_poll_seconds: float = 1.0
+    _paused: PausedReading | None = None
 
     def __init__(
         self,
@@ -91,7 +98,26 @@ class SpreadBatchOperator(TimedWaits):
         """Back from the triggerer: carry on from Redis (defer() kwargs are not relied upon)."""
         return self.run_due(context)
 
-    def run_due(self, context: Context) -> dict[str, int]:
+    def resume_after_pause(self, context: Context, event: Any = None) -> dict[str, int]:
+        """Back after waiting out a pause (or still paused: wait again)."""
+        return self.run_due(context, after_pause=True)
+
+    def dag_is_paused(self, context: Context) -> bool:
+        """The DAG's paused flag through the Task SDK, read at most once a second."""
+        now = time.monotonic()
+        if self._paused is None or not self._paused.fresh(now):
+            ti = context["ti"]
+            self._paused = PausedReading(bool(ti.get_dag(ti.dag_id).is_paused), now)
+        return self._paused.paused
+
+    def wait_out_pause(self) -> None:
+        """Defer to the triggerer: it fires within a second (or on a stop), and the scheduler queues the
+        task again only once the DAG is unpaused; ``resume_after_pause`` then asks again."""
+        self.log.info("Backfill %r: the DAG is paused, no batch starts until it is unpaused", self.backfill)
+        wake_at = datetime.now(timezone.utc) + timedelta(seconds=self.pause_poll_seconds)
+        self.defer(trigger=self.wake_trigger(wake_at), method_name="resume_after_pause")
+
+    def run_due(self, context: Context, after_pause: bool = False) -> dict[str, int]:
         tracker = SpreaderHook(self.redis_conn_id).tracker(self.backfill)
         ti = context["ti"]
         attempt = f"{ti.run_id}/{ti.map_index}/{ti.try_number}"
@@ -100,16 +126,28 @@ class SpreadBatchOperator(TimedWaits):
         if generation is None:  # its ledger rows would not name this run of the backfill: do nothing, retry
             raise NoGeneration(f"Backfill {self.backfill!r}: no generation could be read from Redis (not started, "
                                "or its state is lost); no batch ran, the retry tries again")
-        outcome = {"done": 0, "skipped": 0, "stopped": 0, "failed": 0, "already_done": 0}
+        outcome = {"done": 0, "skipped": 0, "stopped": 0, "failed": 0, "already_done": 0, "handed_back": 0}
         failures: list[str] = []
+        # After a pause, the batches due before now were due while paused: no burst, hand them back.
+        resumed_at = datetime.now(timezone.utc) if after_pause and not self.dag_is_paused(context) else None
         for batch in BatchGroup.from_xcom(self.batches).batches:
             if batch.run_at > datetime.now(timezone.utc) and not tracker.is_stopped():
                 self.wait_for(batch.run_at, self.wake_trigger)
+            step = pause_step(batch.run_at, paused=self.dag_is_paused(context), stopped=tracker.is_stopped(),
+                              resumed_at=resumed_at)
+            if step == "wait":
+                self.wait_out_pause()
+            if step == "hand_back":
+                outcome["handed_back" if tracker.release(batch) == "released" else "skipped"] += 1
+                continue
             outcome[self.run_one(tracker, batch, context, attempt, generation, final_try, failures)] += 1
         self.log.info("Backfill %r: %s", self.backfill, outcome)
         if outcome["stopped"]:
             self.log.warning("Backfill %r is stopped: %d batches handed back untouched", self.backfill,
                              outcome["stopped"])
+        if outcome["handed_back"]:
+            self.log.warning("Backfill %r: %d batches fell due while the DAG was paused: handed back, the next "
+                             "cycle plans them first", self.backfill, outcome["handed_back"])
         if failures:
             raise BatchesFailed(f"{len(failures)} of {len(self.batches)} batches failed"
                                 f"{' (kept as failed ranges)' if final_try else ' (will be retried)'}: "

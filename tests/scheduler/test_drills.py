@@ -180,6 +180,38 @@ def test_pausing_mid_backfill_then_unpausing_completes_exactly_once(drill_a: Dri
     assert drill_a.counters() == {1: 1500}
 
 
+def test_pausing_stops_the_batch_starts_of_an_instance_that_sleeps_between_them(drill_a: Drill) -> None:
+    """One task instance per cycle, its batches 1 s apart (under the defer threshold: it sleeps between
+    them). A pause stops its starts within the pause cache's second; after the unpause the batches due
+    meanwhile are not run in a burst (handed back, the next cycle plans them first at the rate)."""
+    drill_a.prepare(rows=150, pool=4, batch_size=5, per_second=1, duration=20, max_tasks_per_cycle=1)
+    drill_a.stack.client.trigger("drill_a")
+    drill_a.wait_until(lambda: len(drill_a.log()) >= 3, what="3 batches")
+    drill_a.stack.client.pause("drill_a")
+    paused_at = time.time()
+    time.sleep(20)
+    drill_a.stack.client.unpause("drill_a")
+    unpaused_at = time.time()
+    drill_a.finish()
+    log = drill_a.log()
+    starts = sorted(row.started for row in log)
+    # Allowed: the batch already starting, and one in the second the paused flag is cached.
+    assert [s - paused_at for s in starts if paused_at + 2.0 < s < unpaused_at] == [], "batches started while paused"
+    assert [row.begin_id for row in log if row.started >= unpaused_at and row.run_at < unpaused_at - 1.5] == [], \
+        "a batch due during the pause ran after it instead of being planned again"
+    after = [row for row in log if row.started >= unpaused_at]
+    planned = sorted(row.run_at for row in after)
+    assert max(len([t for t in planned if at <= t < at + 10.0]) for at in planned) <= 11, "planned over the rate"
+    assert max(row.started - row.run_at for row in after) < 5.0, "a catch-up burst after the unpause"
+    # Starts follow the plan, but for a task instance's first batches, which catch up its start's lateness
+    # (under 5 s: test_no_batch_starts_early_and_lateness_stays_bounded): at 1 batch/s, + 4.
+    started = sorted(row.started for row in after)
+    busiest = max(len([t for t in started if at <= t < at + 10.0]) for at in started)
+    assert busiest <= 14, f"{busiest} batch starts within 10 s after the unpause, at 1 batch/s"
+    assert drill_a.counters() == {1: 150}
+    assert drill_a.tracker.progress().ids_done == 150
+
+
 def test_stop_mid_cycle_then_go_completes_exactly_once_with_no_manual_step(drill_a: Drill) -> None:
     drill_a.prepare(rows=1000, pool=4, batch_size=20, per_second=4, duration=10)
     drill_a.stack.client.trigger("drill_a")
