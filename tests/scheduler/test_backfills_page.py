@@ -346,7 +346,7 @@ def read_page_and_cli(stack: AirflowStack, frame: Any, tracker: Tracker) -> tupl
     def snapshot() -> tuple[Any, ...]:
         return tracker.progress(), tracker.failed_ranges()
 
-    for _ in range(5):
+    for _ in range(12):  # a cycle is planned every 10 s while the batches are held; a loaded machine reads slowly
         before = snapshot()
         cli = status_json(stack)
         shown = read_page(frame)
