@@ -124,6 +124,18 @@ class BackfillStatus:
                 "next_change": change.isoformat() if change else None,
                 "next_per_second": config.per_second_off_peak if on_peak else config.per_second_on_peak}
 
+    def passes(self) -> dict[str, Any] | None:
+        """The passes over the key (``follow_new_rows``): their count, the current one's range, the bound.
+        None before the start, and for a backfill in its first pass that does not follow new rows."""
+        p, config = self.progress, self.config.value
+        follows = config.follow_new_rows if config else None
+        if not p.started or (p.passes == 1 and not follows):
+            return None
+        return {"count": p.passes, "floor": p.floor, "top": p.max_id, "follow_new_rows": follows,
+                "max_passes": config.max_passes if config else None,
+                "looked_at": p.looked_at.isoformat() if p.looked_for_new_rows and p.looked_at else None,
+                "ids_left_above": p.ids_left_above}
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "backfill": self.name, "dag_id": self.dag_id, "state": self.state, "now": self.now.isoformat(),
@@ -132,7 +144,7 @@ class BackfillStatus:
                                                     "at": self.halt.at.isoformat() if self.halt.at else None},
             "ids_per_second": {"recent": self.observed.ids_per_second, "recent_seconds": self.observed.seconds,
                                "since_start": self.since_start},
-            "in_force": self.in_force(), "eta": self.eta.to_dict(self.now),
+            "passes": self.passes(), "in_force": self.in_force(), "eta": self.eta.to_dict(self.now),
             "failed_ranges": [{"begin_id": f.begin_id, "end_id": f.end_id, "attempts": f.attempts, "error": f.error,
                                "failed_at": f.failed_at.isoformat() if f.failed_at else None} for f in self.failed],
             "airflow": {"paused": self.paused.value, "paused_problem": self.paused.problem,
