@@ -57,7 +57,8 @@ def test_the_pass_count_and_range_show_in_text_and_json(tracker: Tracker) -> Non
     Passes(tracker).look(lambda: 130, max_passes=10)
     status = status_of(tracker, follow_new_rows=True)
     assert status.state == "done" and status.to_dict()["passes"]["looked_at"] == NOW.isoformat()
-    assert passes_line(status) == "  passes    pass 2 of at most 10 (ids 101..130); no new rows above 130 at the last look"
+    assert passes_line(status) == \
+        "  passes    pass 2 of at most 10 (ids 101..130); no new rows above 130 at the last look"
 
 
 def test_the_pass_bound_shows_the_ids_left_above_the_top(tracker: Tracker) -> None:
