@@ -46,6 +46,8 @@ def test_the_pass_count_and_range_show_in_text_and_json(tracker: Tracker) -> Non
     walk(tracker)
     assert passes_line(status_of(tracker, follow_new_rows=True)) == \
         "  passes    pass 1 of at most 10 (ids 1..100); follows new rows above the top"
+    # Walked, but not yet looked at MAX: done only without follow_new_rows.
+    assert (status_of(tracker, follow_new_rows=True).state, status_of(tracker).state) == ("running", "done")
     Passes(tracker).look(lambda: 130, max_passes=10)
     status = status_of(tracker, follow_new_rows=True)
     data = status.to_dict()

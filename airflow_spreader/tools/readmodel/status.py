@@ -25,10 +25,11 @@ def display_zone(config: SpreadConfig | None) -> tzinfo:
     return ZoneInfo(config.on_peak_timezone if config else "UTC")
 
 
-def state_of(progress: Progress, paused: bool | None, halted: bool = False) -> str:
+def state_of(progress: Progress, paused: bool | None, halted: bool = False, following: bool = False) -> str:
     """running, paused, stopped, halted (the last plan failed for good), done, failed (only failed ranges
-    left), or not started."""
-    if progress.finished:
+    left), or not started. ``following``: with follow_new_rows, "done" waits for the look at MAX that ends
+    the passes."""
+    if progress.finished and not (following and not progress.looked_after_last_batch):
         return "done"
     if halted:
         return "halted"
@@ -77,7 +78,8 @@ class BackfillStatus:
 
     @property
     def state(self) -> str:
-        return state_of(self.progress, self.paused.value, self.halt is not None)
+        following = self.config.value is not None and self.config.value.follow_new_rows
+        return state_of(self.progress, self.paused.value, self.halt is not None, following)
 
     @property
     def zone(self) -> tzinfo:
