@@ -36,6 +36,9 @@ MAX_PER_SECOND = 1_000
 #: One slot at least every day: a slower rate would make a cycle (whole slots) longer than a day.
 MIN_PER_SECOND = 1 / 86_400
 MAX_LEASE_SECONDS = 30 * 86_400
+#: The most passes over the key with ``follow_new_rows`` (the first walk included): a table that never stops
+#: growing still ends its backfill, after a known number of look-ups of its MAX.
+MAX_PASSES = 1_000
 
 
 def limit_problems(rules: Mapping[str, Rule], values: Mapping[str, Any]) -> dict[str, str]:
@@ -104,6 +107,21 @@ class SpreadConfig:
             0,
             3600,
         ),
+    )
+
+    follow_new_rows: bool = field(
+        default=False,
+        metadata=_rule(
+            "bool",
+            "when the walk reaches the bottom, read the key's MAX again and walk the ids added above the top "
+            "(top-down, at the same rate), pass after pass until one finds nothing new or max_passes is reached; "
+            "rows inserted below the top are not visited",
+        ),
+    )
+    max_passes: int = field(
+        default=10,
+        metadata=_rule("int", "most passes over the key with follow_new_rows, the first walk included; at the "
+                       "bound the backfill ends and status shows the ids left above the top", 1, MAX_PASSES),
     )
 
     def __post_init__(self) -> None:

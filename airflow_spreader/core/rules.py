@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from airflow_spreader.errors import SpreaderError
 
-Kind = Literal["int", "number", "zone"]
+Kind = Literal["int", "number", "zone", "bool"]
 SUNDAY = "0 = Sunday"
 ZONE_EXAMPLE = "an IANA time zone name such as 'UTC' or 'Europe/Paris'"
 
@@ -58,6 +58,8 @@ class Rule:
         """The accepted values in words, e.g. ``an integer from 0 to 6 (0 = Sunday)``."""
         if self.kind == "zone":
             return ZONE_EXAMPLE
+        if self.kind == "bool":
+            return "true or false"
         if self.kind == "number":
             text = "a finite number > 0"
         elif self.high is None:
@@ -67,7 +69,9 @@ class Rule:
         return f"{text} ({self.note})" if self.note else text
 
     def accepts(self, value: object) -> bool:
-        """No coercion: a bool is not a number, ``"10"`` and ``10.0`` are not integers."""
+        """No coercion: a bool is not a number, ``"10"`` and ``10.0`` are not integers, ``1`` is not true."""
+        if self.kind == "bool":
+            return isinstance(value, bool)
         if isinstance(value, bool):
             return False
         if self.kind == "zone":

@@ -22,6 +22,7 @@ SUPERSEDED_SLACK_SECONDS = 0.5
 class Step(str, Enum):
     SUPERSEDED = "superseded"  # a later cycle was planned meanwhile: nothing to trigger
     WAIT_FOR_GO = "wait_for_go"  # stopped: wait (deferred) for `go`
+    FOLLOW = "follow"  # at the bottom with follow_new_rows: start a cycle whose plan looks for new rows
     FINISHED = "finished"  # every id done: end the chain with the summary
     FAILED_RANGES_REMAIN = "failed_ranges_remain"  # only failed ranges are left: fail, saying how to retry
     SETTLE = "settle"  # nothing left to plan: wait for the ranges in flight, or their lease (``until``)
@@ -55,13 +56,18 @@ def decide_next(view: ChainView, now: datetime) -> ChainDecision:
     """The chain's next step. Once every id is planned, an early next cycle has nothing to gain: it waits
     until the planned end instead, waking as soon as the last batch is done, so that the chain usually
     ends in this run; a cycle that found nothing left to plan waits for the ranges in flight, or for
-    their lease (a range whose lease ran out starts one more cycle, which plans it again)."""
+    their lease (a range whose lease ran out starts one more cycle, which plans it again). With
+    ``follow_new_rows`` the walk at the bottom starts one more cycle, whose plan reads the key's MAX, unless
+    such a look already came after the last batch."""
     summary, progress = view.summary, view.progress
     end = summary.end_at
     if view.planned_until is not None and view.planned_until > end.timestamp() + SUPERSEDED_SLACK_SECONDS:
         return ChainDecision(Step.SUPERSEDED)
     if progress.stopped:
         return ChainDecision(Step.WAIT_FOR_GO)
+    if summary.follow_new_rows and progress.exhausted and progress.in_flight == 0 \
+            and not progress.looked_after_last_batch:
+        return ChainDecision(Step.FOLLOW)  # the passes end only at a look made after the last batch
     if progress.finished:
         return ChainDecision(Step.FINISHED)
     if progress.exhausted and progress.in_flight == 0:
@@ -84,6 +90,7 @@ def final_summary(progress: Progress, now: datetime) -> dict[str, Any]:
     return {
         "backfill": progress.name, "ids": progress.ids_done, "rows": progress.rows_done,
         "batches": progress.batches_done, "failed_batches": progress.batches_failed,
-        "errors": progress.errors, "cycles": progress.cycles, "wall_seconds": round(wall, 1),
+        "errors": progress.errors, "cycles": progress.cycles, "passes": progress.passes,
+        "ids_left_above": progress.ids_left_above, "wall_seconds": round(wall, 1),
         "ids_per_second": round(progress.ids_done / wall, 2) if wall > 0 else None,
     }

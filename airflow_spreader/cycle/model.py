@@ -27,6 +27,11 @@ class CycleSummary:
     cursor_after: int | None
     stopped: bool
     finished: bool
+    #: The configuration's ``follow_new_rows`` at this plan: the chain then ends only after a look at MAX.
+    follow_new_rows: bool = False
+    #: The pass the backfill is in after this plan (1: the first walk), and what the plan's look did, if any.
+    passes: int = 1
+    look: str | None = None
 
     @property
     def end_at(self) -> datetime:

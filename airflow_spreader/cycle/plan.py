@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -9,6 +10,7 @@ from airflow_spreader.core.config import SpreadConfig
 from airflow_spreader.core.grouping import group_batches
 from airflow_spreader.cycle.model import BatchGroup, CycleSummary
 from airflow_spreader.sql.table import TableBounds
+from airflow_spreader.state.passes import LookOutcome, Passes
 from airflow_spreader.state.records import CycleClaim
 from airflow_spreader.state.tracker import Tracker
 
@@ -34,26 +36,39 @@ def start_backfill(tracker: Tracker, bounds: TableBounds) -> None:
         tracker.start(max_id=bounds.max_id, min_id=bounds.min_id)
 
 
+def look_for_new_rows(tracker: Tracker, config: SpreadConfig,
+                      read_max: Callable[[], int | None] | None) -> LookOutcome | None:
+    """With ``follow_new_rows``, at the bottom of a pass: start a pass over the ids added above the top
+    (state/passes.py), or record that the passes end. None when the configuration does not follow."""
+    if not config.follow_new_rows or read_max is None:
+        return None
+    return Passes(tracker).look(read_max, max_passes=config.max_passes)
+
+
 def plan_next_cycle(tracker: Tracker, config: SpreadConfig, now: datetime, *,
-                    claim_id: str | None = None) -> CyclePlan:
+                    claim_id: str | None = None, read_max: Callable[[], int | None] | None = None) -> CyclePlan:
     """Claim the next cycle at the configured rate; a second call with the same ``claim_id`` (a retried plan
-    task of the same DAG run) gets the same cycle back and advances nothing.
+    task of the same DAG run) gets the same cycle back and advances nothing. ``read_max`` reads the key's
+    MAX now: with ``follow_new_rows``, a plan at the bottom of a pass first looks for new rows with it.
 
     The previous cycle's run starts this one a little before its planned end (``lead_seconds``): the
     cycle begins where that one ends, so that cycles tile the time line without a gap or an overlap, at
     the rate in force at that begin (the claim calls ``config.per_second`` with it).
     """
+    look = look_for_new_rows(tracker, config, read_max)
     claim = tracker.claim_cycle(batch_size=config.batch_size, per_second=config.per_second,
                                 duration=config.duration, begin_at=now,
                                 lease_seconds=config.lease_seconds, after_previous=True, claim_id=claim_id)
     begin_at = claim.begin_at or now
     per_second = claim.per_second if claim.per_second is not None else config.per_second(begin_at)
     length = (claim.end_at - begin_at).total_seconds() if claim.end_at else float(config.duration)
+    progress = tracker.progress()
     groups = tuple(BatchGroup(tuple(group)) for group in group_batches(claim.batches, config.max_tasks_per_cycle))
     summary = CycleSummary(
         begin_at=begin_at, duration=length, lead_seconds=float(config.lead_seconds), per_second=float(per_second),
         on_peak=config.peak_schedule.is_on_peak(begin_at), batches=len(claim.batches), replanned=claim.replanned,
         task_instances=len(groups), cursor_before=claim.cursor_before, cursor_after=claim.cursor_after,
-        stopped=claim.stopped, finished=tracker.progress().finished,
+        stopped=claim.stopped, finished=progress.finished, follow_new_rows=config.follow_new_rows,
+        passes=progress.passes, look=None if look is None else look.value,
     )
     return CyclePlan(claim, summary, groups)

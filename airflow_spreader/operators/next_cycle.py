@@ -95,6 +95,9 @@ class NextCycleOperator(TimedWaits):
                 continue  # stopped, finished or superseded meanwhile?
             if decision.step is Step.AGAIN:
                 continue
+            if decision.step is Step.FOLLOW:
+                self.log.info("Pass %d of %r is over: the next cycle looks for rows added above id %s",
+                              view.progress.passes, self.backfill, view.progress.max_id)
             if cycle.batches == 0 and view.progress.exhausted:
                 self.log.info("A range's lease ran out: the next cycle plans it again")
             self.trigger_next(context)

@@ -19,7 +19,7 @@ from airflow_spreader.hooks.airflow_api import DEFAULT_API_CONN_ID, AirflowApiEr
 from airflow_spreader.hooks.source import SourceDatabaseHook
 from airflow_spreader.hooks.spreader import SpreaderHook
 from airflow_spreader.sql.ledger import DEFAULT_LEDGER_TABLE, ledger_named
-from airflow_spreader.sql.table import SourceTable, TableError, inspect_table
+from airflow_spreader.sql.table import SourceTable, TableError, inspect_table, read_max
 
 CYCLE_XCOM_KEY = "cycle"
 
@@ -106,6 +106,11 @@ class PlanCycleOperator(BaseOperator):
         if self.ledger_table:
             ledger_named(self.ledger_table).ensure(SourceDatabaseHook(self.source_conn_id).get_conn())
 
+    def read_max(self) -> int | None:
+        """The key's MAX now, for ``follow_new_rows`` at the bottom of a pass."""
+        with SourceDatabaseHook(self.source_conn_id).get_conn().connect() as conn:
+            return read_max(conn, self.table)
+
     def execute(self, context: Context) -> list[dict[str, Any]]:
         try:
             planned = self.plan(context)
@@ -155,8 +160,12 @@ class PlanCycleOperator(BaseOperator):
             self.ensure_ledger()
         ti = context["ti"]
         # A retried plan task of this DAG run gets the cycle its first try claimed (claim_id), not another one.
-        cycle = plan_next_cycle(tracker, config, datetime.now(timezone.utc), claim_id=f"{ti.dag_id}/{ti.run_id}")
+        cycle = plan_next_cycle(tracker, config, datetime.now(timezone.utc), claim_id=f"{ti.dag_id}/{ti.run_id}",
+                                read_max=self.read_max)
         summary = cycle.summary
+        if summary.look is not None and summary.look != "not-at-bottom":
+            self.log.info("Looked for rows above the top of %r: %s (pass %d, top %s)", self.backfill, summary.look,
+                          summary.passes, tracker.progress().max_id)
         metrics.cycle_planned(self.backfill, batches=summary.batches, cursor=summary.cursor_after,
                               per_second=summary.per_second)
         checkpoint.save(self.config_variable, tracker)

@@ -15,7 +15,8 @@ import sqlalchemy as sa
 
 from airflow_spreader.errors import SpreaderError
 
-__all__ = ["SourceTable", "TableBounds", "TableError", "inspect_table", "range_clause", "sa_table", "safe_url"]
+__all__ = ["SourceTable", "TableBounds", "TableError", "inspect_table", "range_clause", "read_max", "sa_table",
+           "safe_url"]
 
 #: URL query parameters whose names contain these words are left out of messages.
 SECRET_WORDS = ("pass", "secret", "token")
@@ -128,11 +129,24 @@ def _inspect(conn: sa.Connection, table: SourceTable) -> TableBounds:
     if low is None or high is None:
         return TableBounds(None, None)
     for value in (int(low), int(high)):
-        if not KEY_MIN <= value <= KEY_MAX:  # e.g. BIGINT UNSIGNED above 2^63-1: the ledger's BIGINT cannot hold it
-            which = "max" if value == int(high) else "min"
-            raise TableError(f"key column {table.key!r} of table {table.name!r} has {which} value {value}, "
-                             f"outside the signed 64-bit range {KEY_MIN}..{KEY_MAX} that the backfill supports")
+        _check_range(table, value, "max" if value == int(high) else "min")
     return TableBounds(int(low), int(high))
+
+
+def read_max(conn: sa.Connection, table: SourceTable) -> int | None:
+    """MAX of the key now (None for an empty table): one index lookup, without the checks of
+    :func:`inspect_table`, which the first cycle made. For ``follow_new_rows``, at the bottom of each pass."""
+    high = conn.execute(sa.select(sa.func.max(sa_table(table).c[table.key]))).scalar()
+    if high is None:
+        return None
+    _check_range(table, int(high), "max")
+    return int(high)
+
+
+def _check_range(table: SourceTable, value: int, which: str) -> None:
+    if not KEY_MIN <= value <= KEY_MAX:  # e.g. BIGINT UNSIGNED above 2^63-1: the ledger's BIGINT cannot hold it
+        raise TableError(f"key column {table.key!r} of table {table.name!r} has {which} value {value}, "
+                         f"outside the signed 64-bit range {KEY_MIN}..{KEY_MAX} that the backfill supports")
 
 
 def _check_key(conn: sa.Connection, table: SourceTable) -> None:

@@ -31,7 +31,8 @@ class Keys:
 
     @property
     def meta(self) -> str:
-        """Hash: cursor, min_id, max_id, total_ids, started_at, last_activity, dag_id."""
+        """Hash: cursor, min_id, max_id, total_ids, started_at, last_activity, dag_id; with follow_new_rows
+        also passes, pass_floor, looked_top, seen_max, looked_at (state/passes.py)."""
         return self._key("meta")
 
     @property

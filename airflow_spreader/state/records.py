@@ -141,12 +141,45 @@ class Progress:
     started_at: datetime | None = None
     last_activity: datetime | None = None
     counters: dict[str, int] = field(default_factory=dict)
+    #: Walks over the key: 1, plus one per range of new rows found above the top (``follow_new_rows``).
+    passes: int = 1
+    #: The lowest id of the current pass: ``min_id`` in the first, the previous top + 1 in a later one.
+    pass_floor: int | None = None
+    #: The top at which the last look at the key's MAX ended the passes (nothing new, or ``max_passes``).
+    looked_top: int | None = None
+    #: The key's MAX at that look: above ``max_id`` when the pass bound left ids unvisited.
+    seen_max: int | None = None
+    looked_at: datetime | None = None
+
+    @property
+    def floor(self) -> int | None:
+        """Where the current pass ends: the cursor goes below it once every id of the pass is planned."""
+        return self.min_id if self.pass_floor is None else self.pass_floor
 
     @property
     def exhausted(self) -> bool:
-        """Every id has been planned at least once."""
-        return self.started and self.cursor is not None and self.min_id is not None \
-            and self.cursor < self.min_id
+        """Every id has been planned at least once (every id of the last pass, and so of the passes before)."""
+        floor = self.floor
+        return self.started and self.cursor is not None and floor is not None and self.cursor < floor
+
+    @property
+    def looked_for_new_rows(self) -> bool:
+        """The key's MAX was read at the bottom of the current pass and no further pass follows."""
+        return self.looked_top is not None and self.looked_top == self.max_id
+
+    @property
+    def looked_after_last_batch(self) -> bool:
+        """The passes ended at a look that came after the last batch's activity: nothing was missed since."""
+        if not self.looked_for_new_rows or self.looked_at is None:
+            return False
+        return self.last_activity is None or self.looked_at >= self.last_activity
+
+    @property
+    def ids_left_above(self) -> int:
+        """Ids above the top that the pass bound left unvisited (0 when none were seen)."""
+        if self.seen_max is None or self.max_id is None or not self.looked_for_new_rows:
+            return 0
+        return max(0, self.seen_max - self.max_id)
 
     @property
     def finished(self) -> bool:
@@ -161,10 +194,12 @@ class Progress:
 
     def to_dict(self) -> dict[str, Any]:
         data = {name: getattr(self, name) for name in self.__dataclass_fields__ if name != "counters"}
-        for key in ("started_at", "last_activity"):
+        for key in ("started_at", "last_activity", "looked_at"):
             value = data[key]
             data[key] = value.isoformat() if value else None
-        data.update(exhausted=self.exhausted, finished=self.finished, fraction_done=self.fraction_done)
+        data.update(exhausted=self.exhausted, finished=self.finished, fraction_done=self.fraction_done,
+                    floor=self.floor, looked_for_new_rows=self.looked_for_new_rows,
+                    ids_left_above=self.ids_left_above)
         return data
 
 
@@ -196,6 +231,7 @@ class ClaimSnapshot:
     """What a claim reads before planning; the commit re-checks the parts it relied on."""
 
     cursor: int
+    #: The lowest id the claim may plan: the current pass's floor (``min_id`` in the first pass).
     min_id: int
     stopped: bool
     now: float

@@ -256,17 +256,17 @@ class Tracker:
         k = self.keys
         now = self.clock()
         pipe = self.redis.pipeline(transaction=True)  # the record read with the rest: a claim sees it or plans
-        pipe.hmget(k.meta, ["cursor", "min_id", "planned_until"])
+        pipe.hmget(k.meta, ["cursor", "min_id", "planned_until", "pass_floor"])
         pipe.exists(k.stop)
         pipe.zrangebyscore(k.leases, "-inf", now, start=0, num=limit)
         pipe.hget(k.claims, claim_id or "")
-        (cursor, min_id, planned_until), stopped, due, recorded = pipe.execute()
+        (cursor, min_id, planned_until, floor), stopped, due, recorded = pipe.execute()
         if cursor is None:
             raise TrackerError(f"backfill {self.name!r} has not started (no cursor in Redis); "
                                "start() it with the table's bounds first")
         entries = self.redis.hmget(k.inflight, due) if due else []
         return ClaimSnapshot(
-            cursor=int(cursor), min_id=int(min_id), stopped=bool(stopped), now=now,
+            cursor=int(cursor), min_id=int(min_id if floor is None else floor), stopped=bool(stopped), now=now,
             planned_until=None if planned_until is None else float(planned_until),
             recorded=None if recorded is None or claim_id is None else text(recorded),
             due={IdRange.parse(text(m)): text(raw) for m, raw in zip(due, entries, strict=True) if raw is not None},
@@ -333,7 +333,8 @@ class Tracker:
             attempts_lost=counters.get("attempts_lost", 0),
             cycles=counters.get("cycles", 0), in_flight=int(in_flight),
             started_at=from_epoch(meta.get("started_at")), last_activity=from_epoch(meta.get("last_activity")),
-            counters=counters,
+            counters=counters, passes=number("passes") or 1, pass_floor=number("pass_floor"),
+            looked_top=number("looked_top"), seen_max=number("seen_max"), looked_at=from_epoch(meta.get("looked_at")),
         )
 
     def in_flight(self) -> dict[IdRange, dict[str, Any]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, tzinfo
+from typing import Any
 
 from airflow_spreader.tools.readmodel.status import BackfillStatus
 
@@ -68,6 +69,9 @@ def render(status: BackfillStatus) -> str:
         lines.append(f"  batches   {p.batches_done:,} done, {p.in_flight:,} in flight, {p.batches_failed:,} failed "
                      f"({p.ids_failed:,} ids), {plural(p.cycles, 'cycle')}, "
                      f"{plural(status.attempts_lost, 'attempt')} lost (lease ran out: a task died or was killed)")
+    passes = status.passes()
+    if passes is not None:
+        lines.append(f"  passes    {passes_text(passes)}")
     eta = status.eta
     if eta.state == "estimated" and eta.finish is not None:
         left = duration_text(eta.seconds_left(status.now) or 0.0)
@@ -81,6 +85,17 @@ def render(status: BackfillStatus) -> str:
         lines.append(f"  failed    ... {len(status.failed) - FAILED_SHOWN} more (see --json)")
     lines.append(f"  airflow   {airflow_text(status)}")
     return "\n".join(lines)
+
+
+def passes_text(passes: dict[str, Any]) -> str:
+    """``pass 2 of at most 10 (ids 301..500)``, then how the passes ended, if they did."""
+    bound = f" of at most {passes['max_passes']:,}" if passes["max_passes"] else ""
+    text = f"pass {passes['count']:,}{bound} (ids {passes['floor']:,}..{passes['top']:,})"
+    if passes["ids_left_above"]:
+        return text + f"; bound reached: {passes['ids_left_above']:,} ids above {passes['top']:,} not visited"
+    if passes["looked_at"]:
+        return text + f"; no new rows above {passes['top']:,} at the last look"
+    return text + ("; follows new rows above the top" if passes["follow_new_rows"] else "")
 
 
 def airflow_text(status: BackfillStatus) -> str:

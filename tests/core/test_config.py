@@ -20,7 +20,8 @@ PREFIX = "invalid spreader configuration: "
 REQUIRED = {"batch_size": 10, "duration": 30, "per_second_on_peak": 2, "per_second_off_peak": 4.5}
 ALLOWED = (
     "batch_size, duration, per_second_on_peak, per_second_off_peak, on_peak_timezone, on_peak_wday_begin, "
-    "on_peak_wday_end, on_peak_hour_begin, on_peak_hour_end, lease_seconds, max_tasks_per_cycle, lead_seconds"
+    "on_peak_wday_end, on_peak_hour_begin, on_peak_hour_end, lease_seconds, max_tasks_per_cycle, lead_seconds, "
+    "follow_new_rows, max_passes"
 )
 ZONE_RULE = "must be an IANA time zone name such as 'UTC' or 'Europe/Paris'"
 INT_GE_1 = "must be an integer >= 1"
@@ -29,6 +30,8 @@ WDAY = "must be an integer from 0 to 6 (0 = Sunday)"
 HOUR = "must be an integer from 0 to 23"
 TASKS = "must be an integer from 1 to 1024"
 LEAD = "must be an integer from 0 to 3600"
+BOOL = "must be true or false"
+PASSES = "must be an integer from 1 to 1000"
 
 
 def error_of(data: object) -> ConfigError:
@@ -49,6 +52,8 @@ def test_optional_fields_have_documented_defaults() -> None:
         "lease_seconds": 3600,
         "max_tasks_per_cycle": 64,
         "lead_seconds": 6,
+        "follow_new_rows": False,
+        "max_passes": 10,
     }
     assert SpreadConfig.from_dict(REQUIRED) == config
 
@@ -58,7 +63,8 @@ def test_defaults_for_a_new_backfill() -> None:
     assert SpreadConfig.default().to_json(indent=None) == (
         '{"batch_size": 100, "duration": 120, "per_second_on_peak": 0.5, "per_second_off_peak": 1.0, '
         '"on_peak_timezone": "UTC", "on_peak_wday_begin": 1, "on_peak_wday_end": 5, "on_peak_hour_begin": 9, '
-        '"on_peak_hour_end": 17, "lease_seconds": 3600, "max_tasks_per_cycle": 64, "lead_seconds": 6}'
+        '"on_peak_hour_end": 17, "lease_seconds": 3600, "max_tasks_per_cycle": 64, "lead_seconds": 6, '
+        '"follow_new_rows": false, "max_passes": 10}'
     )
     assert json.dumps(DEFAULTS) == SpreadConfig.default().to_json(indent=None)
 
@@ -113,6 +119,13 @@ BAD_VALUES = [
     ("lead_seconds", -1, LEAD),
     ("lead_seconds", 3601, LEAD),
     ("lead_seconds", 2.5, LEAD),
+    ("follow_new_rows", 1, BOOL),  # no coercion: 1 is not true
+    ("follow_new_rows", "true", BOOL),
+    ("follow_new_rows", None, BOOL),
+    ("max_passes", 0, PASSES),
+    ("max_passes", 1001, PASSES),
+    ("max_passes", True, PASSES),
+    ("max_passes", 2.0, PASSES),
 ]
 
 
@@ -299,6 +312,8 @@ VALID: dict[str, st.SearchStrategy[Any]] = {
     "lease_seconds": st.integers(1, 30 * 86_400),
     "max_tasks_per_cycle": st.integers(1, 1024),
     "lead_seconds": st.integers(0, 3600),
+    "follow_new_rows": st.booleans(),
+    "max_passes": st.integers(1, 1000),
 }
 valid_dicts = st.fixed_dictionaries(
     {name: VALID[name] for name in REQUIRED},
@@ -322,6 +337,8 @@ INVALID: dict[str, st.SearchStrategy[Any]] = {
     "lease_seconds": st.one_of(bad_int, st.integers(max_value=0)),
     "max_tasks_per_cycle": st.one_of(bad_int, st.integers(max_value=0), st.integers(min_value=1025)),
     "lead_seconds": st.one_of(bad_int, st.integers(max_value=-1), st.integers(min_value=3601)),
+    "follow_new_rows": st.one_of(st.integers(), st.none(), st.text(max_size=5), st.floats()),
+    "max_passes": st.one_of(bad_int, st.integers(max_value=0), st.integers(min_value=1001)),
 }
 
 

@@ -87,3 +87,43 @@ def test_a_cycle_that_planned_nothing_settles_on_the_lease_then_triggers_a_repla
     assert (decision.step, decision.until) == (Step.SETTLE, NOW + timedelta(seconds=60))
     clock.advance(61)
     assert decide_next(ChainView.read(tracker, empty), NOW + timedelta(seconds=61)).step is Step.TRIGGER
+
+
+def follow(summary: CycleSummary) -> CycleSummary:
+    from dataclasses import replace
+
+    return replace(summary, follow_new_rows=True)
+
+
+def test_with_follow_new_rows_the_bottom_starts_a_cycle_that_looks_for_new_rows(tracker: Tracker,
+                                                                              clock: ManualClock) -> None:
+    from airflow_spreader.state.passes import LookOutcome, Passes
+
+    tracker.start(max_id=20)
+    result = tracker.claim_cycle(batch_size=10, per_second=1, duration=10, begin_at=NOW, lease_seconds=60)
+    for batch in result.batches:
+        tracker.begin(batch)
+        tracker.complete(batch, rows=batch.size)
+    cycle = follow(summary(NOW, batches=2))
+    assert decide_next(ChainView.read(tracker, cycle), NOW).step is Step.FOLLOW
+    assert decide_next(ChainView.read(tracker, summary(NOW, batches=2)), NOW).step is Step.FINISHED  # not following
+    clock.advance(1)
+    assert Passes(tracker).look(lambda: 20, max_passes=10) is LookOutcome.CAUGHT_UP  # the next plan's look
+    assert decide_next(ChainView.read(tracker, follow(summary(NOW, batches=0))), NOW).step is Step.FINISHED
+    assert final_summary(tracker.progress(), NOW)["passes"] == 1
+
+
+def test_a_batch_done_after_the_look_makes_the_chain_look_again(tracker: Tracker, clock: ManualClock) -> None:
+    from airflow_spreader.state.passes import LookOutcome, Passes
+
+    tracker.start(max_id=20)
+    result = tracker.claim_cycle(batch_size=10, per_second=1, duration=10, begin_at=NOW, lease_seconds=60)
+    first, second = result.batches
+    tracker.begin(first)
+    tracker.complete(first)
+    clock.advance(1)
+    assert Passes(tracker).look(lambda: 20, max_passes=10) is LookOutcome.CAUGHT_UP  # while `second` runs
+    clock.advance(1)
+    tracker.begin(second)
+    tracker.complete(second)
+    assert decide_next(ChainView.read(tracker, follow(summary(NOW, batches=0))), NOW).step is Step.FOLLOW

@@ -10,6 +10,7 @@ from airflow_spreader.core.config import SpreadConfig
 from airflow_spreader.cycle.model import BatchGroup, CycleSummary
 from airflow_spreader.cycle.plan import plan_next_cycle, start_backfill
 from airflow_spreader.sql.table import SourceTable, inspect_table
+from airflow_spreader.sql.table import read_max as read_max_of
 from airflow_spreader.state.tracker import Tracker
 
 ALWAYS_ON_PEAK = {"on_peak_wday_begin": 0, "on_peak_wday_end": 6, "on_peak_hour_begin": 0, "on_peak_hour_end": 23}
@@ -68,3 +69,41 @@ def test_the_summary_round_trips_through_xcom(tracker: Tracker) -> None:
     tracker.start(max_id=1000)
     summary = plan_next_cycle(tracker, config(), NOW).summary
     assert CycleSummary.from_xcom(summary.to_xcom()) == summary
+
+
+def test_with_follow_new_rows_a_plan_at_the_bottom_reads_max_and_walks_the_new_ids(tracker: Tracker,
+                                                                                 tmp_path: object) -> None:
+    engine = sa.create_engine(f"sqlite:///{tmp_path}/t.db")
+    table = SourceTable("items", "id")
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE items (id INTEGER PRIMARY KEY)"))
+        conn.execute(sa.text("INSERT INTO items (id) VALUES (1), (20)"))
+    start_backfill(tracker, inspect_table(engine, table))
+
+    def read_max() -> int | None:
+        with engine.connect() as conn:
+            return read_max_of(conn, table)
+
+    follow = config(follow_new_rows=True)
+    first = plan_next_cycle(tracker, follow, NOW, read_max=read_max)  # 8 slots: 20..1 in two batches
+    assert (first.summary.batches, first.summary.look, first.summary.passes) == (2, "not-at-bottom", 1)
+    assert first.summary.follow_new_rows
+    for batch in first.claim.batches:
+        tracker.begin(batch)
+        tracker.complete(batch)
+    with engine.begin() as conn:
+        conn.execute(sa.text("INSERT INTO items (id) VALUES (21), (35)"))
+    second = plan_next_cycle(tracker, follow, NOW, read_max=read_max)
+    assert (second.summary.look, second.summary.passes) == ("extended", 2)
+    assert [(b.begin_id, b.end_id) for b in second.claim.batches] == [(26, 35), (21, 25)]
+    for batch in second.claim.batches:
+        tracker.begin(batch)
+        tracker.complete(batch)
+    third = plan_next_cycle(tracker, follow, NOW, read_max=read_max)
+    assert (third.summary.batches, third.summary.look, third.summary.passes) == (0, "caught-up", 2)
+    # Without follow_new_rows nothing is read, whatever the table holds.
+    with engine.begin() as conn:
+        conn.execute(sa.text("INSERT INTO items (id) VALUES (50)"))
+    fourth = plan_next_cycle(tracker, config(), NOW, read_max=read_max)
+    assert (fourth.summary.batches, fourth.summary.look, fourth.summary.follow_new_rows) == (0, None, False)
+    assert tracker.progress().max_id == 35

@@ -103,3 +103,56 @@ def test_a_backfill_runs_to_completion_exactly_once_under_the_scheduler(
     # One DAG run per cycle, the chain ending by itself: in the last cycle's run when its batches are done by
     # its planned end, else in one more run that finds nothing left to plan and waits for them.
     assert len(runs) in (2, 3), runs
+
+
+def insert_rows(engine: sa.Engine, first: int, last: int) -> None:
+    with engine.begin() as conn:
+        conn.execute(sa.text(f"INSERT INTO {TABLE} (id, counter) VALUES (:id, 0)"),
+                     [{"id": i} for i in range(first, last + 1)])
+
+
+def test_rows_inserted_above_the_top_while_it_runs_are_followed_exactly_once_under_the_scheduler(
+        stack: AirflowStack, tracker: Tracker, source_db: Path) -> None:
+    """follow_new_rows: three bursts of 100 rows above the starting top (300), two during the first pass
+    and one during the second, each inserted while the walk still has ids of its pass to plan, so before
+    the look at the bottom that must find it. 50 ids a cycle of 2 s: the first pass takes 6 cycles."""
+    engine = make_table(source_db, 300)
+    stack.client.request("DELETE", f"/api/v2/variables/spreader__{DAG_ID}__checkpoint", ok_statuses=(404,))
+    stack.client.wait_for_dag(DAG_ID, timeout=120)
+    stack.client.set_pool(DAG_ID, 4)
+    stack.client.set_variable(f"spreader__{DAG_ID}", json.dumps({
+        "batch_size": 5, "duration": 2, "per_second_on_peak": 5, "per_second_off_peak": 5,
+        "max_tasks_per_cycle": 4, "follow_new_rows": True}))
+    earlier = {run["dag_run_id"] for run in stack.client.dag_runs(DAG_ID)}
+    stack.client.trigger(DAG_ID)
+    # (pass, cursor at most, burst): inserted once the walk is in that pass, not yet at its bottom (plans
+    # may run a cycle or two ahead of the batches: the cursor, not the ids done, says where the walk is).
+    bursts = [(1, 250, (301, 400)), (1, 150, (401, 500)), (2, 10**9, (501, 600))]
+    inserted_in: list[int] = []
+    deadline = time.monotonic() + 150
+    while True:
+        progress = tracker.progress()
+        if progress.finished and progress.looked_for_new_rows:
+            break
+        assert time.monotonic() < deadline, f"not finished: {progress}\n{stack.log_tails()}"
+        if bursts and progress.started and progress.passes == bursts[0][0] and not progress.exhausted \
+                and progress.cursor is not None and progress.cursor <= bursts[0][1]:
+            _, _, (first, last) = bursts.pop(0)
+            insert_rows(engine, first, last)
+            inserted_in.append(progress.passes)
+        time.sleep(0.1)
+    assert inserted_in == [1, 1, 2], "a burst missed its window: the test did not test what it says"
+    deadline = time.monotonic() + 60  # the chain ends by itself: every run of this backfill ends, none failed
+    while True:
+        runs = [run for run in stack.client.dag_runs(DAG_ID) if run["dag_run_id"] not in earlier]
+        if all(run["state"] in {"success", "failed"} for run in runs):
+            break
+        assert time.monotonic() < deadline, f"runs still going: {[(r['dag_run_id'], r['state']) for r in runs]}"
+        time.sleep(1)
+    assert {run["state"] for run in runs} == {"success"}, runs
+    with engine.connect() as conn:
+        counters = dict(conn.execute(sa.text(f"SELECT counter, COUNT(*) FROM {TABLE} GROUP BY counter")).all())
+    assert counters == {1: 600}
+    progress = tracker.progress()
+    assert (progress.passes, progress.max_id, progress.total_ids, progress.batches_failed) == (3, 600, 600, 0)
+    assert (progress.ids_done, progress.rows_done, progress.batches_done) == (600, 600, 120)

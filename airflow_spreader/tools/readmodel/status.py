@@ -25,10 +25,11 @@ def display_zone(config: SpreadConfig | None) -> tzinfo:
     return ZoneInfo(config.on_peak_timezone if config else "UTC")
 
 
-def state_of(progress: Progress, paused: bool | None, halted: bool = False) -> str:
+def state_of(progress: Progress, paused: bool | None, halted: bool = False, following: bool = False) -> str:
     """running, paused, stopped, halted (the last plan failed for good), done, failed (only failed ranges
-    left), or not started."""
-    if progress.finished:
+    left), or not started. ``following``: with follow_new_rows, "done" waits for the look at MAX that ends
+    the passes."""
+    if progress.finished and not (following and not progress.looked_after_last_batch):
         return "done"
     if halted:
         return "halted"
@@ -77,7 +78,8 @@ class BackfillStatus:
 
     @property
     def state(self) -> str:
-        return state_of(self.progress, self.paused.value, self.halt is not None)
+        following = self.config.value is not None and self.config.value.follow_new_rows
+        return state_of(self.progress, self.paused.value, self.halt is not None, following)
 
     @property
     def zone(self) -> tzinfo:
@@ -124,6 +126,18 @@ class BackfillStatus:
                 "next_change": change.isoformat() if change else None,
                 "next_per_second": config.per_second_off_peak if on_peak else config.per_second_on_peak}
 
+    def passes(self) -> dict[str, Any] | None:
+        """The passes over the key (``follow_new_rows``): their count, the current one's range, the bound.
+        None before the start, and for a backfill in its first pass that does not follow new rows."""
+        p, config = self.progress, self.config.value
+        follows = config.follow_new_rows if config else None
+        if not p.started or (p.passes == 1 and not follows):
+            return None
+        return {"count": p.passes, "floor": p.floor, "top": p.max_id, "follow_new_rows": follows,
+                "max_passes": config.max_passes if config else None,
+                "looked_at": p.looked_at.isoformat() if p.looked_for_new_rows and p.looked_at else None,
+                "ids_left_above": p.ids_left_above}
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "backfill": self.name, "dag_id": self.dag_id, "state": self.state, "now": self.now.isoformat(),
@@ -132,7 +146,7 @@ class BackfillStatus:
                                                     "at": self.halt.at.isoformat() if self.halt.at else None},
             "ids_per_second": {"recent": self.observed.ids_per_second, "recent_seconds": self.observed.seconds,
                                "since_start": self.since_start},
-            "in_force": self.in_force(), "eta": self.eta.to_dict(self.now),
+            "passes": self.passes(), "in_force": self.in_force(), "eta": self.eta.to_dict(self.now),
             "failed_ranges": [{"begin_id": f.begin_id, "end_id": f.end_id, "attempts": f.attempts, "error": f.error,
                                "failed_at": f.failed_at.isoformat() if f.failed_at else None} for f in self.failed],
             "airflow": {"paused": self.paused.value, "paused_problem": self.paused.problem,

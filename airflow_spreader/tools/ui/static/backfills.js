@@ -112,6 +112,14 @@ function failedTable(ranges) {
     el("tbody", {}, rows)), more);
 }
 
+function passesLine(s) {
+  // The same words as `airflow-spreader status` (tools/cli_status.py, passes_text).
+  const text = `pass ${int(s.count)}${s.max_passes ? ` of at most ${int(s.max_passes)}` : ""} (ids ${int(s.floor)}..${int(s.top)})`;
+  if (s.ids_left_above) return `${text}; bound reached: ${int(s.ids_left_above)} ids above ${int(s.top)} not visited`;
+  if (s.looked_at) return `${text}; no new rows above ${int(s.top)} at the last look`;
+  return text + (s.follow_new_rows ? "; follows new rows above the top" : "");
+}
+
 function card(b) {
   const p = b.progress, zone = b.in_force ? b.in_force.timezone : "UTC";
   const stopped = p.stopped, editable = b.can_edit;
@@ -131,6 +139,7 @@ function card(b) {
     ["ETA", field("eta", eta(b, zone), b.eta.state)],
     ["airflow", field("airflow", airflowLine(b))],
   ];
+  if (b.passes) rows.splice(4, 0, ["passes", field("passes", passesLine(b.passes), b.passes.count)]);
   if (b.halt) rows.unshift(["halted", field("halt", `${b.halt.at ? when(b.halt.at, zone) + ": " : ""}${b.halt.message}`)]);
   return el("section", {class: "backfill", "data-backfill": b.backfill},
     el("div", {class: "head"}, el("h2", {text: b.backfill}),
