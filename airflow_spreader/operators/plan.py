@@ -12,7 +12,7 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_spreader import metrics
 from airflow_spreader.core.config import ConfigError, SpreadConfig
-from airflow_spreader.cycle.plan import plan_next_cycle, start_backfill
+from airflow_spreader.cycle.plan import carver_for, plan_next_cycle, start_backfill
 from airflow_spreader.errors import SpreaderError
 from airflow_spreader.hooks import checkpoint
 from airflow_spreader.hooks.airflow_api import DEFAULT_API_CONN_ID, AirflowApiError, AirflowApiHook
@@ -59,9 +59,11 @@ class PlanCycleOperator(BaseOperator):
         batch_pool: str | None = None,
         ledger_table: str | None = DEFAULT_LEDGER_TABLE,
         api_conn_id: str | None = DEFAULT_API_CONN_ID,
+        allow_unindexed_key: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.allow_unindexed_key = allow_unindexed_key
         self.api_conn_id = api_conn_id
         self.ledger_table = ledger_table
         self.backfill = backfill
@@ -138,6 +140,9 @@ class PlanCycleOperator(BaseOperator):
             raise TrackerUnavailable(f"cannot reach the Redis of connection {self.redis_conn_id!r} "
                                      f"(backfill {self.backfill!r}): {error}") from error
         self.check_pool()
+        # Before the start: a key without an index in "rows" batching fails here, with nothing advanced.
+        carve = carver_for(config, SourceDatabaseHook(self.source_conn_id).get_conn(), self.table,
+                           allow_unindexed_key=self.allow_unindexed_key)
         tracker.record_dag(context["ti"].dag_id)
         if not started:
             saved = checkpoint.load(self.config_variable)
@@ -155,7 +160,8 @@ class PlanCycleOperator(BaseOperator):
             self.ensure_ledger()
         ti = context["ti"]
         # A retried plan task of this DAG run gets the cycle its first try claimed (claim_id), not another one.
-        cycle = plan_next_cycle(tracker, config, datetime.now(timezone.utc), claim_id=f"{ti.dag_id}/{ti.run_id}")
+        cycle = plan_next_cycle(tracker, config, datetime.now(timezone.utc), claim_id=f"{ti.dag_id}/{ti.run_id}",
+                                carve=carve)
         summary = cycle.summary
         metrics.cycle_planned(self.backfill, batches=summary.batches, cursor=summary.cursor_after,
                               per_second=summary.per_second)

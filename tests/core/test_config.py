@@ -376,5 +376,5 @@ def test_batching_rows_is_accepted_and_round_trips() -> None:
     assert config.batching == "rows"
     assert SpreadConfig.from_json(config.to_json()) == config
     assert config.with_changes(batching="ids").batching == "ids"
-    with pytest.raises(ConfigError, match='batching=.*must be one of "ids", "rows"'):
+    with pytest.raises(ConfigError, match=r'batching=.*must be one of "ids", "rows"'):
         config.with_changes(batching="uuid")
