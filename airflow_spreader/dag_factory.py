@@ -26,7 +26,7 @@ def backfill_dag(
     source_conn_id: str,
     work: BatchWork | None = None,
     batch_operator: type[SpreadBatchOperator] = SpreadBatchOperator,
-    key: str = "id",
+    key: str | None = None,
     pool: str | None = None,
     redis_conn_id: str = "redis_default",
     backfill: str | None = None,
@@ -42,7 +42,8 @@ def backfill_dag(
 ) -> DAG:
     """Build the DAG of one backfill: each run is one cycle.
 
-    :param table: the table to walk (``schema.table`` allowed); ``key`` is its integer key column.
+    :param table: the table to walk (``schema.table`` allowed); ``key`` is its integer key column
+        (default ``id``; a table whose primary key is composite must name it).
     :param source_conn_id: the Airflow connection of the table's database (SQLite, PostgreSQL, MySQL).
     :param work: ``work(connection, begin_id, end_id)``, run in one transaction per batch; or give
         ``batch_operator``, a subclass of :class:`SpreadBatchOperator` overriding ``process``.

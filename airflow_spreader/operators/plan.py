@@ -52,7 +52,7 @@ class PlanCycleOperator(BaseOperator):
         backfill: str,
         table: str,
         source_conn_id: str,
-        key: str = "id",
+        key: str | None = None,
         redis_conn_id: str = "redis_default",
         config_variable: str,
         initial_config: Mapping[str, Any] | None = None,
@@ -67,7 +67,7 @@ class PlanCycleOperator(BaseOperator):
         self.api_conn_id = api_conn_id
         self.ledger_table = ledger_table
         self.backfill = backfill
-        self.table = SourceTable(table, key)
+        self.table = SourceTable(table, key or "id", explicit_key=key is not None)
         self.source_conn_id = source_conn_id
         self.redis_conn_id = redis_conn_id
         self.config_variable = config_variable

@@ -151,3 +151,13 @@ def test_repeated_tops_of_a_key_that_is_not_unique_still_cover_the_cursor_to_the
         assert ranges[-1].begin_id == 0
     else:  # the rows of the last top read are all left to the next cycle, or all taken now
         assert ranges[-1].begin_id in (tops[-1] + 1, tops[-1])
+
+
+def test_a_composite_primary_key_without_a_key_is_refused_listing_its_columns(engine: sa.Engine,
+                                                                              tables: sa.MetaData) -> None:
+    pair = sa.Table(unique_name(), tables, sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+                    sa.Column("part", sa.Integer, primary_key=True, autoincrement=False))
+    pair.create(engine)
+    with pytest.raises(TableError, match=r"composite primary key \(id, part\) and no key= was given.*key='id'"):
+        inspect_table(engine, SourceTable(pair.name, explicit_key=False))
+    assert inspect_table(engine, SourceTable(pair.name, "id")).is_empty  # a key named explicitly is walked
