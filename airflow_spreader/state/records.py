@@ -133,6 +133,8 @@ class Progress:
     batches_done: int = 0
     rows_done: int = 0
     ids_failed: int = 0
+    #: Ids passed over by hand (``airflow-spreader skip``): neither done nor remaining.
+    ids_skipped: int = 0
     batches_failed: int = 0
     errors: int = 0
     attempts_lost: int = 0  # ranges planned again because their lease ran out (a task died), not handed back
@@ -157,7 +159,7 @@ class Progress:
     def fraction_done(self) -> float:
         if not self.started:
             return 0.0
-        return 1.0 if self.total_ids == 0 else min(1.0, self.ids_done / self.total_ids)
+        return 1.0 if self.total_ids == 0 else min(1.0, (self.ids_done + self.ids_skipped) / self.total_ids)
 
     def to_dict(self) -> dict[str, Any]:
         data = {name: getattr(self, name) for name in self.__dataclass_fields__ if name != "counters"}

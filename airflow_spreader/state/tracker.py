@@ -332,6 +332,7 @@ class Tracker:
             ids_planned=counters.get("ids_planned", 0), batches_planned=counters.get("batches_planned", 0),
             ids_done=counters.get("ids_done", 0), batches_done=counters.get("batches_done", 0),
             rows_done=counters.get("rows_done", 0), ids_failed=counters.get("ids_failed", 0),
+            ids_skipped=counters.get("ids_skipped", 0),
             batches_failed=counters.get("batches_failed", 0), errors=counters.get("errors", 0),
             attempts_lost=counters.get("attempts_lost", 0),
             cycles=counters.get("cycles", 0), in_flight=int(in_flight),

@@ -1,4 +1,4 @@
-"""``airflow-spreader``: the operator's console for backfills (status, ETA, stop/go, plan, config).
+"""``airflow-spreader``: the operator's console for backfills (status, ETA, stop/go, plan, skip, config).
 
 Every command takes ``--json``. Errors are one line on stderr and a non-zero exit: 1 when
 something is missing or unreachable, 2 for a bad argument or value. See docs/console.md.
@@ -20,7 +20,7 @@ from airflow_spreader.core.config import ConfigError
 from airflow_spreader.core.names import checkpoint_variable, config_variable
 from airflow_spreader.state.checkpoint import Checkpoint
 from airflow_spreader.state.tracker import Tracker, TrackerError
-from airflow_spreader.tools import cli_config, cli_resume, cli_status
+from airflow_spreader.tools import cli_config, cli_resume, cli_skip, cli_status
 from airflow_spreader.tools.cli_errors import CliError
 from airflow_spreader.tools.readmodel import status as status_model
 from airflow_spreader.tools.readmodel.sources import (
@@ -272,6 +272,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "whole configuration is validated before the Variable is written")
     config.add_argument("--replace", metavar="JSON", help="replace the whole Variable with this JSON object (fields "
                         "left out take their defaults), validated first; repairs a Variable whose JSON is broken")
+    skip = command("skip", cli_skip.run_skip, "skip the ids of NAME not yet planned from --to (default: the cursor) "
+                   "down to --from, counted as skipped", dag_id=True)
+    skip.add_argument("--from", dest="begin_id", type=int, required=True, metavar="ID", help="lowest id skipped")
+    skip.add_argument("--to", dest="end_id", type=int, metavar="ID", help="highest id skipped: at least the cursor "
+                      "(ids above it are already planned and are left alone)")
     command("resume", cli_resume.run_resume, "after a halt (the last plan failed for good): check the Variable, "
             "clear the halt and trigger a new run of the DAG", dag_id=True)
     return parser

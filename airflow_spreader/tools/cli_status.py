@@ -50,7 +50,8 @@ def render(status: BackfillStatus) -> str:
     if not p.started:
         lines.append("  not started: the DAG's first run captures the table's bounds")
     else:
-        lines.append(f"  progress  {bar(p.fraction_done)}  {p.ids_done:,} of {p.total_ids:,} ids "
+        skipped = f", {p.ids_skipped:,} skipped" if p.ids_skipped else ""
+        lines.append(f"  progress  {bar(p.fraction_done)}  {p.ids_done:,} of {p.total_ids:,} ids{skipped} "
                      f"({p.rows_done:,} rows)")
         recent = f"over the last {duration_text(status.observed.seconds)}"
         lines.append(f"  pace      {rate_text(status.observed.ids_per_second)} {recent}, "

@@ -102,7 +102,8 @@ class BackfillStatus:
             return Eta("unknown", None, "not started: the DAG's first run captures the table's bounds")
         if self.config.value is None:
             return Eta("unknown", None, f"needs the configuration: {self.config.problem}")
-        return estimate(self.config.value, self.now, remaining_ids=max(0, p.total_ids - p.ids_done - p.ids_failed),
+        remaining = max(0, p.total_ids - p.ids_done - p.ids_failed - p.ids_skipped)
+        return estimate(self.config.value, self.now, remaining_ids=remaining,
                         failed_ids=p.ids_failed, stopped=p.stopped, paused=self.paused.value is True,
                         observed=self.observed)
 
