@@ -20,6 +20,7 @@ from airflow_spreader.hooks.source import SourceDatabaseHook
 from airflow_spreader.hooks.spreader import SpreaderHook
 from airflow_spreader.sql.ledger import DEFAULT_LEDGER_TABLE, ledger_named
 from airflow_spreader.sql.table import SourceTable, TableError, inspect_table
+from airflow_spreader.state.source_record import SourceRecord, record_source
 
 CYCLE_XCOM_KEY = "cycle"
 
@@ -144,6 +145,7 @@ class PlanCycleOperator(BaseOperator):
         carve = carver_for(config, SourceDatabaseHook(self.source_conn_id).get_conn(), self.table,
                            allow_unindexed_key=self.allow_unindexed_key)
         tracker.record_dag(context["ti"].dag_id)
+        record_source(tracker, SourceRecord(self.source_conn_id, self.table.name, self.table.key))
         if not started:
             saved = checkpoint.load(self.config_variable)
             if saved is not None:

@@ -9,6 +9,7 @@ from collections.abc import Iterable
 import pytest
 import sqlalchemy as sa
 
+from airflow_spreader.state.source_record import SourceRecord, recorded_source
 from tests.airflow.conftest import TABLE, Source
 from tests.airflow.test_backfill_dag import run_cycle
 
@@ -66,6 +67,8 @@ def test_a_switch_from_ids_to_rows_between_cycles_loses_and_repeats_nothing(sour
     progress = source.tracker.progress()
     assert progress.batches_planned == 20 + 15  # 150 rows left: 15 batches, the last down to the lowest id
     assert source.counters() == dict.fromkeys(keys, 1)
+    # for `plan --dry-run`, which reads the boundaries from the same table
+    assert recorded_source(source.tracker) == SourceRecord(source.dag_id, TABLE, "id")
 
 
 @pytest.mark.parametrize("source", ["sqlite"], indirect=True)
@@ -81,3 +84,18 @@ def test_rows_batching_on_a_key_without_an_index_fails_the_first_cycle_naming_it
     assert set(source.counters().values()) == {0}
     out, err = capfd.readouterr()
     assert f"TableError: key column 'id' of table '{TABLE}' has no index" in out + err
+
+
+@pytest.mark.parametrize("source", ["sqlite"], indirect=True)
+def test_a_composite_primary_key_without_key_fails_the_first_cycle_listing_its_columns(
+        source: Source, capfd: pytest.CaptureFixture) -> None:
+    with source.engine.begin() as conn:
+        conn.execute(sa.text(f"DROP TABLE IF EXISTS {TABLE}"))
+        conn.execute(sa.text(f"CREATE TABLE {TABLE} (id BIGINT, part INTEGER, counter INTEGER NOT NULL, "
+                             "processed_at REAL, PRIMARY KEY (id, part))"))
+        conn.execute(sa.text(f"INSERT INTO {TABLE} (id, part, counter) VALUES (1, 1, 0), (1, 2, 0)"))
+    source.set_config(batch_size=10, duration=2, **RATE)
+    assert run_cycle(source) == "failed"
+    assert not source.tracker.is_started()
+    out, err = capfd.readouterr()
+    assert f"TableError: table '{TABLE}' has a composite primary key (id, part) and no key= was given" in out + err
