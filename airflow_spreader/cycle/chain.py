@@ -86,4 +86,5 @@ def final_summary(progress: Progress, now: datetime) -> dict[str, Any]:
         "batches": progress.batches_done, "failed_batches": progress.batches_failed,
         "errors": progress.errors, "cycles": progress.cycles, "wall_seconds": round(wall, 1),
         "ids_per_second": round(progress.ids_done / wall, 2) if wall > 0 else None,
+        "batching": progress.batching, "rows_per_second": round(progress.rows_done / wall, 2) if wall > 0 else None,
     }

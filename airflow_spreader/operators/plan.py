@@ -19,7 +19,9 @@ from airflow_spreader.hooks.airflow_api import DEFAULT_API_CONN_ID, AirflowApiEr
 from airflow_spreader.hooks.source import SourceDatabaseHook
 from airflow_spreader.hooks.spreader import SpreaderHook
 from airflow_spreader.sql.ledger import DEFAULT_LEDGER_TABLE, ledger_named
+from airflow_spreader.sql.row_estimate import estimate_rows
 from airflow_spreader.sql.table import SourceTable, TableError, inspect_table
+from airflow_spreader.state.row_progress import record_batching
 from airflow_spreader.state.source_record import SourceRecord, record_source
 
 CYCLE_XCOM_KEY = "cycle"
@@ -160,6 +162,8 @@ class PlanCycleOperator(BaseOperator):
                               bounds.min_id, bounds.max_id)
         else:
             self.ensure_ledger()
+        engine = SourceDatabaseHook(self.source_conn_id).get_conn()
+        record_batching(tracker, config.batching, lambda: estimate_rows(engine, self.table))
         ti = context["ti"]
         # A retried plan task of this DAG run gets the cycle its first try claimed (claim_id), not another one.
         cycle = plan_next_cycle(tracker, config, datetime.now(timezone.utc), claim_id=f"{ti.dag_id}/{ti.run_id}",

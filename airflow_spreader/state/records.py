@@ -143,6 +143,26 @@ class Progress:
     started_at: datetime | None = None
     last_activity: datetime | None = None
     counters: dict[str, int] = field(default_factory=dict)
+    #: ``"rows"`` when the last plan cut batches of real rows (then progress counts rows), else ``"ids"``.
+    batching: str = "ids"
+    #: The table's rows as its statistics said when it first planned in rows; None in ``"ids"``.
+    rows_estimate: int | None = None
+
+    @property
+    def counts_rows(self) -> bool:
+        return self.batching == "rows" and self.rows_estimate is not None
+
+    @property
+    def rows_total(self) -> int:
+        """Rows to do in all: exact once finished (the rows done), else the estimate, raised to the rows done."""
+        if self.finished or self.rows_estimate is None:
+            return self.rows_done
+        return max(self.rows_estimate, self.rows_done)
+
+    @property
+    def rows_total_is_estimate(self) -> bool:
+        """Until the walk has reached the bottom of the key and every batch finished, the total is a guess."""
+        return not self.finished
 
     @property
     def exhausted(self) -> bool:
@@ -159,6 +179,8 @@ class Progress:
     def fraction_done(self) -> float:
         if not self.started:
             return 0.0
+        if self.counts_rows:
+            return 1.0 if self.finished or self.rows_total == 0 else min(1.0, self.rows_done / self.rows_total)
         return 1.0 if self.total_ids == 0 else min(1.0, (self.ids_done + self.ids_skipped) / self.total_ids)
 
     def to_dict(self) -> dict[str, Any]:
@@ -166,7 +188,10 @@ class Progress:
         for key in ("started_at", "last_activity"):
             value = data[key]
             data[key] = value.isoformat() if value else None
-        data.update(exhausted=self.exhausted, finished=self.finished, fraction_done=self.fraction_done)
+        rows = self.counts_rows
+        data.update(exhausted=self.exhausted, finished=self.finished, fraction_done=self.fraction_done,
+                    unit="rows" if rows else "ids", rows_total=self.rows_total if rows else None,
+                    rows_total_is_estimate=self.rows_total_is_estimate if rows else None)
         return data
 
 

@@ -337,7 +337,7 @@ class Tracker:
             attempts_lost=counters.get("attempts_lost", 0),
             cycles=counters.get("cycles", 0), in_flight=int(in_flight),
             started_at=from_epoch(meta.get("started_at")), last_activity=from_epoch(meta.get("last_activity")),
-            counters=counters,
+            counters=counters, batching=meta.get("batching", "ids"), rows_estimate=number("rows_estimate"),
         )
 
     def in_flight(self) -> dict[IdRange, dict[str, Any]]:

@@ -52,6 +52,8 @@ def test_rows_batching_visits_every_sparse_row_exactly_once_in_rows_per_batch(so
     assert progress.batches_planned == progress.batches_done == math.ceil(len(keys) / 10)  # 24, not 10^16
     assert progress.rows_done == len(keys)
     assert source.counters() == dict.fromkeys(keys, 1)
+    assert progress.counts_rows and progress.rows_estimate is not None  # from the statistics at the first cycle
+    assert (progress.rows_total, progress.rows_total_is_estimate, progress.fraction_done) == (len(keys), False, 1.0)
 
 
 @pytest.mark.parametrize("source", ALL_BACKENDS, indirect=True)

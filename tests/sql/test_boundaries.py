@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from airflow_spreader.core.carving import ranges_from_tops
 from airflow_spreader.core.planner import IdRange
 from airflow_spreader.sql.boundaries import RowCarver, check_key_indexed, read_tops, tops_statement
+from airflow_spreader.sql.row_estimate import estimate_rows
 from airflow_spreader.sql.table import SourceTable, TableError, inspect_table
 from tests.sql.conftest import MakeTable, unique_name
 
@@ -161,3 +162,14 @@ def test_a_composite_primary_key_without_a_key_is_refused_listing_its_columns(en
     with pytest.raises(TableError, match=r"composite primary key \(id, part\) and no key= was given.*key='id'"):
         inspect_table(engine, SourceTable(pair.name, explicit_key=False))
     assert inspect_table(engine, SourceTable(pair.name, "id")).is_empty  # a key named explicitly is walked
+
+
+def test_the_rows_estimate_comes_from_the_statistics_or_a_count(engine: sa.Engine, make_table: MakeTable) -> None:
+    table = SourceTable(make_table(SIGNED, big=True))
+    assert estimate_rows(engine, SourceTable(make_table([]))) == 0
+    if engine.dialect.name == "sqlite":
+        assert estimate_rows(engine, table) == len(SIGNED)  # no statistics: counted
+        return
+    with engine.begin() as conn:  # what autovacuum / InnoDB's background statistics would do
+        conn.execute(sa.text(f"ANALYZE {'TABLE ' if engine.dialect.name != 'postgresql' else ''}{table.name}"))
+    assert abs(estimate_rows(engine, table) - len(SIGNED)) <= len(SIGNED) // 2
