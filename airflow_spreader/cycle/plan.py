@@ -12,7 +12,7 @@ from airflow_spreader.core.config import SpreadConfig
 from airflow_spreader.core.grouping import group_batches
 from airflow_spreader.cycle.model import BatchGroup, CycleSummary
 from airflow_spreader.sql.boundaries import RowCarver, check_key_indexed
-from airflow_spreader.sql.table import SourceTable, TableBounds
+from airflow_spreader.sql.table import SourceTable, TableBounds, TableError
 from airflow_spreader.state.records import CycleClaim
 from airflow_spreader.state.tracker import Tracker
 
@@ -50,6 +50,19 @@ def carver_for(config: SpreadConfig, bind: sa.Engine, table: SourceTable, *,
     if not allow_unindexed_key:
         check_key_indexed(bind, table)
     return RowCarver(bind, table, config.batch_size)
+
+
+#: The tracker adds id spans as signed 64-bit integers: in "rows" batching one range may span the whole key.
+MAX_ROWS_SPAN = 2**63 - 1
+
+
+def check_rows_span(config: SpreadConfig, table: SourceTable, min_id: int | None, max_id: int | None) -> None:
+    """Refuse ``"rows"`` batching of a key whose bounds lie more than 2^63 - 1 ids apart (TableError):
+    one range between two rows could then span more ids than the tracker's counters hold."""
+    if config.batching == "rows" and min_id is not None and max_id is not None and max_id - min_id + 1 > MAX_ROWS_SPAN:
+        raise TableError(f"key column {table.key!r} of table {table.name!r} spans {min_id}..{max_id}, more than "
+                         f"2^63 - 1 ids: \"rows\" batching needs a span the tracker's signed 64-bit counters hold; "
+                         f"use batching \"ids\"")
 
 
 def plan_next_cycle(tracker: Tracker, config: SpreadConfig, now: datetime, *,

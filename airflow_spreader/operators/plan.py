@@ -12,7 +12,7 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_spreader import metrics
 from airflow_spreader.core.config import ConfigError, SpreadConfig
-from airflow_spreader.cycle.plan import carver_for, plan_next_cycle, start_backfill
+from airflow_spreader.cycle.plan import carver_for, check_rows_span, plan_next_cycle, start_backfill
 from airflow_spreader.errors import SpreaderError
 from airflow_spreader.hooks import checkpoint
 from airflow_spreader.hooks.airflow_api import DEFAULT_API_CONN_ID, AirflowApiError, AirflowApiHook
@@ -153,6 +153,7 @@ class PlanCycleOperator(BaseOperator):
             if saved is not None:
                 raise checkpoint.refuse_to_start_over(self.config_variable, tracker, saved)
             bounds = inspect_table(SourceDatabaseHook(self.source_conn_id).get_conn(), self.table)
+            check_rows_span(config, self.table, bounds.min_id, bounds.max_id)
             self.ensure_ledger()  # before the start, so that a ledger that cannot be created starts nothing
             start_backfill(tracker, bounds)
             if bounds.is_empty:
@@ -161,6 +162,8 @@ class PlanCycleOperator(BaseOperator):
                 self.log.info("Started backfill %r of %s: ids %s..%s", self.backfill, self.table.name,
                               bounds.min_id, bounds.max_id)
         else:
+            progress = tracker.progress()
+            check_rows_span(config, self.table, progress.min_id, progress.max_id)  # a switch to "rows"
             self.ensure_ledger()
         engine = SourceDatabaseHook(self.source_conn_id).get_conn()
         record_batching(tracker, config.batching, lambda: estimate_rows(engine, self.table))

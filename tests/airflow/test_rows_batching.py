@@ -101,3 +101,14 @@ def test_a_composite_primary_key_without_key_fails_the_first_cycle_listing_its_c
     assert not source.tracker.is_started()
     out, err = capfd.readouterr()
     assert f"TableError: table '{TABLE}' has a composite primary key (id, part) and no key= was given" in out + err
+
+
+@pytest.mark.parametrize("source", ["sqlite"], indirect=True)
+def test_rows_batching_of_keys_spanning_more_than_the_counters_hold_fails_the_first_cycle(
+        source: Source, capfd: pytest.CaptureFixture) -> None:
+    create_keys(source, [-2**63, 0, 2**63 - 1])
+    source.set_config(batch_size=10, duration=2, batching="rows", **RATE)
+    assert run_cycle(source) == "failed"
+    assert not source.tracker.is_started()
+    out, err = capfd.readouterr()
+    assert "more than 2^63 - 1 ids: \"rows\" batching needs a span" in out + err
