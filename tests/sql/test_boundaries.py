@@ -173,3 +173,21 @@ def test_the_rows_estimate_comes_from_the_statistics_or_a_count(engine: sa.Engin
     with engine.begin() as conn:  # what autovacuum / InnoDB's background statistics would do
         conn.execute(sa.text(f"ANALYZE {'TABLE ' if engine.dialect.name != 'postgresql' else ''}{table.name}"))
     assert abs(estimate_rows(engine, table) - len(SIGNED)) <= len(SIGNED) // 2
+
+
+def test_rows_inserted_below_the_cursor_in_ranges_not_yet_planned_are_visited(engine: sa.Engine,
+                                                                             make_table: MakeTable) -> None:
+    keys = [10, 20, 30, 40, 50, 60]
+    name = make_table(keys)
+    table = SourceTable(name)
+    carve = RowCarver(engine, table, 2)
+    first = carve(60, 10, 1)
+    assert first == [IdRange(41, 60)]
+    late = [15, 35, 39]  # inserted after the first cycle, below its cursor
+    with engine.begin() as conn:
+        conn.execute(sa.text(f"INSERT INTO {name} (id, counter) VALUES (:id, 0)"), [{"id": k} for k in late])
+    rest, cursor = [], first[-1].begin_id - 1
+    while cursor >= 10:
+        rest += carve(cursor, 10, 2)
+        cursor = rest[-1].begin_id - 1
+    assert_partition(sorted([10, 20, 30, 40, *late]), rest, 2, 40, 10)
