@@ -143,16 +143,16 @@ class PlanCycleOperator(BaseOperator):
             raise TrackerUnavailable(f"cannot reach the Redis of connection {self.redis_conn_id!r} "
                                      f"(backfill {self.backfill!r}): {error}") from error
         self.check_pool()
+        engine = SourceDatabaseHook(self.source_conn_id).get_conn()
         # Before the start: a key without an index in "rows" batching fails here, with nothing advanced.
-        carve = carver_for(config, SourceDatabaseHook(self.source_conn_id).get_conn(), self.table,
-                           allow_unindexed_key=self.allow_unindexed_key)
+        carve = carver_for(config, engine, self.table, allow_unindexed_key=self.allow_unindexed_key)
         tracker.record_dag(context["ti"].dag_id)
         record_source(tracker, SourceRecord(self.source_conn_id, self.table.name, self.table.key))
         if not started:
             saved = checkpoint.load(self.config_variable)
             if saved is not None:
                 raise checkpoint.refuse_to_start_over(self.config_variable, tracker, saved)
-            bounds = inspect_table(SourceDatabaseHook(self.source_conn_id).get_conn(), self.table)
+            bounds = inspect_table(engine, self.table)
             check_rows_span(config, self.table, bounds.min_id, bounds.max_id)
             self.ensure_ledger()  # before the start, so that a ledger that cannot be created starts nothing
             start_backfill(tracker, bounds)
@@ -165,7 +165,6 @@ class PlanCycleOperator(BaseOperator):
             progress = tracker.progress()
             check_rows_span(config, self.table, progress.min_id, progress.max_id)  # a switch to "rows"
             self.ensure_ledger()
-        engine = SourceDatabaseHook(self.source_conn_id).get_conn()
         record_batching(tracker, config.batching, lambda: estimate_rows(engine, self.table))
         ti = context["ti"]
         # A retried plan task of this DAG run gets the cycle its first try claimed (claim_id), not another one.
