@@ -26,7 +26,7 @@ def backfill_dag(
     source_conn_id: str,
     work: BatchWork | None = None,
     batch_operator: type[SpreadBatchOperator] = SpreadBatchOperator,
-    key: str = "id",
+    key: str | None = None,
     pool: str | None = None,
     redis_conn_id: str = "redis_default",
     backfill: str | None = None,
@@ -37,11 +37,13 @@ def backfill_dag(
     check_pool: bool = True,
     ledger_table: str | None = DEFAULT_LEDGER_TABLE,
     api_conn_id: str | None = DEFAULT_API_CONN_ID,
+    allow_unindexed_key: bool = False,
     **dag_kwargs: Any,
 ) -> DAG:
     """Build the DAG of one backfill: each run is one cycle.
 
-    :param table: the table to walk (``schema.table`` allowed); ``key`` is its integer key column.
+    :param table: the table to walk (``schema.table`` allowed); ``key`` is its integer key column
+        (default ``id``; a table whose primary key is composite must name it).
     :param source_conn_id: the Airflow connection of the table's database (SQLite, PostgreSQL, MySQL).
     :param work: ``work(connection, begin_id, end_id)``, run in one transaction per batch; or give
         ``batch_operator``, a subclass of :class:`SpreadBatchOperator` overriding ``process``.
@@ -60,6 +62,8 @@ def backfill_dag(
         through the api-server's REST API when its auth manager asks for a login (its host, if set, is the
         api-server's address; else ``[api] base_url``). Without it the check goes unauthenticated, and a
         refusal (401/403) fails the plan saying so; ``check_pool=False`` skips the check.
+    :param allow_unindexed_key: let ``"rows"`` batching read a key that leads no index (each cycle then
+        sorts the table); without it such a key fails the first cycle, naming the column.
     """
     if work is None and batch_operator is SpreadBatchOperator:
         raise missing_work(f"backfill_dag({dag_id!r})", "a batch_operator subclass")
@@ -78,7 +82,7 @@ def backfill_dag(
             task_id="plan", backfill=name, table=table, key=key, source_conn_id=source_conn_id,
             redis_conn_id=redis_conn_id, config_variable=config_variable(dag_id), initial_config=initial_config,
             batch_pool=pool if check_pool else None, ledger_table=ledger_table, api_conn_id=api_conn_id,
-            retries=control_retries,
+            allow_unindexed_key=allow_unindexed_key, retries=control_retries,
             retry_delay=retry_delay,
         )
         batches = batch_operator.partial(

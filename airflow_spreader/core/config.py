@@ -23,8 +23,13 @@ __all__ = ["RULES", "SUNDAY", "ZONE_EXAMPLE", "ConfigError", "Rule", "SpreadConf
 
 
 def _rule(kind: Kind, doc: str, low: int | None = None, high: int | None = None, note: str = "",
-          cap: int | None = None, floor: float | None = None) -> Any:
-    return {"rule": Rule(kind, doc, low, high, note, cap, floor)}
+          cap: int | None = None, floor: float | None = None, choices: tuple[str, ...] = ()) -> Any:
+    return {"rule": Rule(kind, doc, low, high, note, cap, floor, choices)}
+
+
+#: How batches are cut: ``ids`` by arithmetic on the key (no read at planning), ``rows`` by reading the
+#: key's index so that each batch covers up to ``batch_size`` existing rows (sparse keys).
+BATCHING_MODES = ("ids", "rows")
 
 
 #: The most batch slots one cycle may hold (per_second x duration): the reference's busiest cycle
@@ -70,8 +75,8 @@ def limit_problems(rules: Mapping[str, Rule], values: Mapping[str, Any]) -> dict
 class SpreadConfig:
     """How fast one backfill runs, and when its peak (slower) hours are."""
 
-    batch_size: int = field(metadata=_rule("int", "ids per batch (one range of the id space)", 1,
-                                           cap=MAX_BATCH_SIZE))
+    batch_size: int = field(metadata=_rule("int", "ids per batch (one range of the id space); rows per batch "
+                                           "with `batching` \"rows\"", 1, cap=MAX_BATCH_SIZE))
     duration: float = field(metadata=_rule(
         "number", "seconds of work planned per cycle; the cycle lasts its whole slots, "
         "ceil(per_second x duration) / per_second, so the rate is never exceeded", cap=MAX_DURATION))
@@ -108,6 +113,10 @@ class SpreadConfig:
             3600,
         ),
     )
+    batching: str = field(default="ids", metadata=_rule(
+        "choice", "how batches are cut: \"ids\", batch_size consecutive ids (no read at planning); \"rows\", "
+        "up to batch_size existing rows each, boundaries read from the key's index (sparse keys)",
+        choices=BATCHING_MODES))
 
     follow_new_rows: bool = field(
         default=False,

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from airflow_spreader.errors import SpreaderError
 
-Kind = Literal["int", "number", "zone", "bool"]
+Kind = Literal["int", "number", "zone", "bool", "choice"]
 SUNDAY = "0 = Sunday"
 ZONE_EXAMPLE = "an IANA time zone name such as 'UTC' or 'Europe/Paris'"
 
@@ -52,6 +52,8 @@ class Rule:
     #: A largest value that keeps a cycle finite in time and memory; said in its own message.
     cap: int | None = None
     floor: float | None = None
+    #: The accepted strings of a ``choice`` field, in the order the messages list them.
+    choices: tuple[str, ...] = ()
 
     @property
     def allowed(self) -> str:
@@ -60,6 +62,8 @@ class Rule:
             return ZONE_EXAMPLE
         if self.kind == "bool":
             return "true or false"
+        if self.kind == "choice":
+            return "one of " + ", ".join(f'"{choice}"' for choice in self.choices)
         if self.kind == "number":
             text = "a finite number > 0"
         elif self.high is None:
@@ -76,6 +80,8 @@ class Rule:
             return False
         if self.kind == "zone":
             return isinstance(value, str) and is_zone_name(value)
+        if self.kind == "choice":
+            return isinstance(value, str) and value in self.choices
         if self.kind == "number":
             # Ints are checked as ints: math.isfinite(10**400) would overflow.
             return (isinstance(value, int) or (isinstance(value, float) and math.isfinite(value))) and value > 0

@@ -93,4 +93,5 @@ def final_summary(progress: Progress, now: datetime) -> dict[str, Any]:
         "errors": progress.errors, "cycles": progress.cycles, "passes": progress.passes,
         "ids_left_above": progress.ids_left_above, "wall_seconds": round(wall, 1),
         "ids_per_second": round(progress.ids_done / wall, 2) if wall > 0 else None,
+        "batching": progress.batching, "rows_per_second": round(progress.rows_done / wall, 2) if wall > 0 else None,
     }

@@ -6,10 +6,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
+import sqlalchemy as sa
+
+from airflow_spreader.core.carving import Carve, id_carver
 from airflow_spreader.core.config import SpreadConfig
 from airflow_spreader.core.grouping import group_batches
 from airflow_spreader.cycle.model import BatchGroup, CycleSummary
-from airflow_spreader.sql.table import TableBounds
+from airflow_spreader.sql.boundaries import RowCarver, check_key_indexed
+from airflow_spreader.sql.table import SourceTable, TableBounds, TableError
 from airflow_spreader.state.passes import LookOutcome, Passes
 from airflow_spreader.state.records import CycleClaim
 from airflow_spreader.state.tracker import Tracker
@@ -45,20 +49,50 @@ def look_for_new_rows(tracker: Tracker, config: SpreadConfig,
     return Passes(tracker).look(read_max, max_passes=config.max_passes)
 
 
+def carver_for(config: SpreadConfig, bind: sa.Engine, table: SourceTable, *,
+               allow_unindexed_key: bool = False) -> Carve:
+    """How this cycle cuts its new ranges, read from the configuration at each cycle (a live field).
+
+    ``"rows"`` first checks that the key leads an index (TableError naming the column otherwise, before
+    anything is claimed), unless ``allow_unindexed_key``: without one each cycle would sort the table.
+    """
+    if config.batching == "ids":
+        return id_carver(config.batch_size)
+    if not allow_unindexed_key:
+        check_key_indexed(bind, table)
+    return RowCarver(bind, table, config.batch_size)
+
+
+#: The tracker adds id spans as signed 64-bit integers: in "rows" batching one range may span the whole key.
+MAX_ROWS_SPAN = 2**63 - 1
+
+
+def check_rows_span(config: SpreadConfig, table: SourceTable, min_id: int | None, max_id: int | None) -> None:
+    """Refuse ``"rows"`` batching of a key whose bounds lie more than 2^63 - 1 ids apart (TableError):
+    one range between two rows could then span more ids than the tracker's counters hold."""
+    if config.batching == "rows" and min_id is not None and max_id is not None and max_id - min_id + 1 > MAX_ROWS_SPAN:
+        raise TableError(f"key column {table.key!r} of table {table.name!r} spans {min_id}..{max_id}, more than "
+                         f"2^63 - 1 ids: \"rows\" batching needs a span the tracker's signed 64-bit counters hold; "
+                         f"use batching \"ids\"")
+
+
 def plan_next_cycle(tracker: Tracker, config: SpreadConfig, now: datetime, *,
-                    claim_id: str | None = None, read_max: Callable[[], int | None] | None = None) -> CyclePlan:
+                    claim_id: str | None = None, read_max: Callable[[], int | None] | None = None,
+                    carve: Carve | None = None) -> CyclePlan:
     """Claim the next cycle at the configured rate; a second call with the same ``claim_id`` (a retried plan
     task of the same DAG run) gets the same cycle back and advances nothing. ``read_max`` reads the key's
     MAX now: with ``follow_new_rows``, a plan at the bottom of a pass first looks for new rows with it.
 
     The previous cycle's run starts this one a little before its planned end (``lead_seconds``): the
     cycle begins where that one ends, so that cycles tile the time line without a gap or an overlap, at
-    the rate in force at that begin (the claim calls ``config.per_second`` with it).
+    the rate in force at that begin (the claim calls ``config.per_second`` with it). ``carve`` cuts the
+    new ranges (``carver_for``; default: ``batch_size`` ids each).
     """
     look = look_for_new_rows(tracker, config, read_max)
     claim = tracker.claim_cycle(batch_size=config.batch_size, per_second=config.per_second,
                                 duration=config.duration, begin_at=now,
-                                lease_seconds=config.lease_seconds, after_previous=True, claim_id=claim_id)
+                                lease_seconds=config.lease_seconds, after_previous=True, claim_id=claim_id,
+                                carve=carve)
     begin_at = claim.begin_at or now
     per_second = claim.per_second if claim.per_second is not None else config.per_second(begin_at)
     length = (claim.end_at - begin_at).total_seconds() if claim.end_at else float(config.duration)

@@ -29,12 +29,15 @@ class SourceDatabaseHook(BaseHook):
     default_conn_name = "spreader_source"
     hook_name = "airflow-spreader source database"
 
-    def __init__(self, source_conn_id: str = default_conn_name, **kwargs: Any) -> None:
+    def __init__(self, source_conn_id: str = default_conn_name, *, connection: Any = None, **kwargs: Any) -> None:
+        """:param connection: an Airflow ``Connection`` already looked up (the console reads it server side);
+        by default the connection ``source_conn_id`` is looked up as in any task."""
         super().__init__(**kwargs)
         self.source_conn_id = source_conn_id
+        self.connection = connection
 
     def sqlalchemy_url(self) -> sa.URL:
-        conn = self.get_connection(self.source_conn_id)
+        conn = self.connection if self.connection is not None else self.get_connection(self.source_conn_id)
         extra = conn.extra_dejson or {}
         if extra.get("sqlalchemy_url"):
             return sa.make_url(extra["sqlalchemy_url"])

@@ -12,14 +12,17 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_spreader import metrics
 from airflow_spreader.core.config import ConfigError, SpreadConfig
-from airflow_spreader.cycle.plan import plan_next_cycle, start_backfill
+from airflow_spreader.cycle.plan import carver_for, check_rows_span, plan_next_cycle, start_backfill
 from airflow_spreader.errors import SpreaderError
 from airflow_spreader.hooks import checkpoint
 from airflow_spreader.hooks.airflow_api import DEFAULT_API_CONN_ID, AirflowApiError, AirflowApiHook
 from airflow_spreader.hooks.source import SourceDatabaseHook
 from airflow_spreader.hooks.spreader import SpreaderHook
 from airflow_spreader.sql.ledger import DEFAULT_LEDGER_TABLE, ledger_named
+from airflow_spreader.sql.row_estimate import estimate_rows
 from airflow_spreader.sql.table import SourceTable, TableError, inspect_table, read_max
+from airflow_spreader.state.row_progress import record_batching
+from airflow_spreader.state.source_record import SourceRecord, record_source
 
 CYCLE_XCOM_KEY = "cycle"
 
@@ -52,20 +55,22 @@ class PlanCycleOperator(BaseOperator):
         backfill: str,
         table: str,
         source_conn_id: str,
-        key: str = "id",
+        key: str | None = None,
         redis_conn_id: str = "redis_default",
         config_variable: str,
         initial_config: Mapping[str, Any] | None = None,
         batch_pool: str | None = None,
         ledger_table: str | None = DEFAULT_LEDGER_TABLE,
         api_conn_id: str | None = DEFAULT_API_CONN_ID,
+        allow_unindexed_key: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.allow_unindexed_key = allow_unindexed_key
         self.api_conn_id = api_conn_id
         self.ledger_table = ledger_table
         self.backfill = backfill
-        self.table = SourceTable(table, key)
+        self.table = SourceTable(table, key or "id", explicit_key=key is not None)
         self.source_conn_id = source_conn_id
         self.redis_conn_id = redis_conn_id
         self.config_variable = config_variable
@@ -143,12 +148,17 @@ class PlanCycleOperator(BaseOperator):
             raise TrackerUnavailable(f"cannot reach the Redis of connection {self.redis_conn_id!r} "
                                      f"(backfill {self.backfill!r}): {error}") from error
         self.check_pool()
+        engine = SourceDatabaseHook(self.source_conn_id).get_conn()
+        # Before the start: a key without an index in "rows" batching fails here, with nothing advanced.
+        carve = carver_for(config, engine, self.table, allow_unindexed_key=self.allow_unindexed_key)
         tracker.record_dag(context["ti"].dag_id)
+        record_source(tracker, SourceRecord(self.source_conn_id, self.table.name, self.table.key))
         if not started:
             saved = checkpoint.load(self.config_variable)
             if saved is not None:
                 raise checkpoint.refuse_to_start_over(self.config_variable, tracker, saved)
-            bounds = inspect_table(SourceDatabaseHook(self.source_conn_id).get_conn(), self.table)
+            bounds = inspect_table(engine, self.table)
+            check_rows_span(config, self.table, bounds.min_id, bounds.max_id)
             self.ensure_ledger()  # before the start, so that a ledger that cannot be created starts nothing
             start_backfill(tracker, bounds)
             if bounds.is_empty:
@@ -157,11 +167,14 @@ class PlanCycleOperator(BaseOperator):
                 self.log.info("Started backfill %r of %s: ids %s..%s", self.backfill, self.table.name,
                               bounds.min_id, bounds.max_id)
         else:
+            progress = tracker.progress()
+            check_rows_span(config, self.table, progress.min_id, progress.max_id)  # a switch to "rows"
             self.ensure_ledger()
+        record_batching(tracker, config.batching, lambda: estimate_rows(engine, self.table))
         ti = context["ti"]
         # A retried plan task of this DAG run gets the cycle its first try claimed (claim_id), not another one.
         cycle = plan_next_cycle(tracker, config, datetime.now(timezone.utc), claim_id=f"{ti.dag_id}/{ti.run_id}",
-                                read_max=self.read_max)
+                                read_max=self.read_max, carve=carve)
         summary = cycle.summary
         if summary.look is not None and summary.look != "not-at-bottom":
             self.log.info("Looked for rows above the top of %r: %s (pass %d, top %s)", self.backfill, summary.look,

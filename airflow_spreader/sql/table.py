@@ -34,6 +34,8 @@ class SourceTable:
 
     name: str
     key: str = "id"
+    #: False when the user named no key (``id`` is assumed): a composite primary key is then refused.
+    explicit_key: bool = True
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.strip() or self.name.endswith("."):
@@ -166,6 +168,11 @@ def _check_key(conn: sa.Connection, table: SourceTable) -> None:
     if not found:
         raise TableError(f"table {table.name!r} not found in {url}")
     by_name = {column["name"]: column for column in columns}
+    if not table.explicit_key:
+        primary = inspector.get_pk_constraint(table.table_name, schema=table.schema).get("constrained_columns") or []
+        if len(primary) > 1:
+            raise TableError(f"table {table.name!r} has a composite primary key ({', '.join(primary)}) and no key= "
+                             f"was given: name the integer column to walk by, e.g. key={primary[0]!r}")
     if table.key not in by_name:
         raise TableError(f"key column {table.key!r} not found in table {table.name!r}; "
                          f"its columns are: {', '.join(by_name)}")

@@ -133,6 +133,8 @@ class Progress:
     batches_done: int = 0
     rows_done: int = 0
     ids_failed: int = 0
+    #: Ids passed over by hand (``airflow-spreader skip``): neither done nor remaining.
+    ids_skipped: int = 0
     batches_failed: int = 0
     errors: int = 0
     attempts_lost: int = 0  # ranges planned again because their lease ran out (a task died), not handed back
@@ -155,6 +157,27 @@ class Progress:
     def floor(self) -> int | None:
         """Where the current pass ends: the cursor goes below it once every id of the pass is planned."""
         return self.min_id if self.pass_floor is None else self.pass_floor
+
+    #: ``"rows"`` when the last plan cut batches of real rows (then progress counts rows), else ``"ids"``.
+    batching: str = "ids"
+    #: The table's rows as its statistics said when it first planned in rows; None in ``"ids"``.
+    rows_estimate: int | None = None
+
+    @property
+    def counts_rows(self) -> bool:
+        return self.batching == "rows" and self.rows_estimate is not None
+
+    @property
+    def rows_total(self) -> int:
+        """Rows to do in all: exact once finished (the rows done), else the estimate, raised to the rows done."""
+        if self.finished or self.rows_estimate is None:
+            return self.rows_done
+        return max(self.rows_estimate, self.rows_done)
+
+    @property
+    def rows_total_is_estimate(self) -> bool:
+        """Until the walk has reached the bottom of the key and every batch finished, the total is a guess."""
+        return not self.finished
 
     @property
     def exhausted(self) -> bool:
@@ -190,16 +213,21 @@ class Progress:
     def fraction_done(self) -> float:
         if not self.started:
             return 0.0
-        return 1.0 if self.total_ids == 0 else min(1.0, self.ids_done / self.total_ids)
+        if self.counts_rows:
+            return 1.0 if self.finished or self.rows_total == 0 else min(1.0, self.rows_done / self.rows_total)
+        return 1.0 if self.total_ids == 0 else min(1.0, (self.ids_done + self.ids_skipped) / self.total_ids)
 
     def to_dict(self) -> dict[str, Any]:
         data = {name: getattr(self, name) for name in self.__dataclass_fields__ if name != "counters"}
         for key in ("started_at", "last_activity", "looked_at"):
             value = data[key]
             data[key] = value.isoformat() if value else None
+        rows = self.counts_rows
         data.update(exhausted=self.exhausted, finished=self.finished, fraction_done=self.fraction_done,
                     floor=self.floor, looked_for_new_rows=self.looked_for_new_rows,
-                    ids_left_above=self.ids_left_above)
+                    ids_left_above=self.ids_left_above,
+                    unit="rows" if rows else "ids", rows_total=self.rows_total if rows else None,
+                    rows_total_is_estimate=self.rows_total_is_estimate if rows else None)
         return data
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import cache
 from importlib import resources
 
-SCRIPT_NAMES = ("start", "claim", "begin", "complete", "release", "fail", "retry_failed", "follow")
+SCRIPT_NAMES = ("start", "claim", "begin", "complete", "release", "fail", "retry_failed", "follow", "skip")
 
 
 @cache

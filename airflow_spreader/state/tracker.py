@@ -19,12 +19,12 @@ from typing import Any
 import redis
 from redis.commands.core import Script
 
+from airflow_spreader.core.carving import Carve, id_carver
 from airflow_spreader.core.planner import (
     Batch,
     IdRange,
     Number,
     Rate,
-    carve_ranges,
     cycle_end,
     rate_at,
     schedule,
@@ -170,6 +170,7 @@ class Tracker:
         lease_seconds: float,
         after_previous: bool = False,
         claim_id: str | None = None,
+        carve: Carve | None = None,
     ) -> CycleClaim:
         """Atomically plan one cycle: ranges due for re-planning first, then new ones from the cursor.
 
@@ -183,7 +184,9 @@ class Tracker:
         begin, which is known only here. The cycle ends after its whole slots (``cycle_length``).
         With a ``claim_id`` (a DAG run), claiming it again (a retried plan, a lost reply) returns its cycle
         unchanged, tokens too, and advances nothing; the last ``CLAIMS_KEPT`` claim ids are remembered.
+        ``carve`` cuts the new ranges from the cursor (default: ``batch_size`` ids each; core/carving.py).
         """
+        carve = carve or id_carver(batch_size)
         claim_id = None if claim_id is None else validate_claim_id(claim_id)
         for attempt in range(MAX_CLAIM_RETRIES):
             snapshot, start, rate, offsets = self._read(per_second, duration, begin_at, after_previous, claim_id)
@@ -192,7 +195,7 @@ class Tracker:
             if snapshot.stopped:
                 return CycleClaim([], snapshot.cursor, snapshot.cursor, stopped=True, begin_at=start,
                                   per_second=rate)
-            replays, fresh, planned = self._plan(snapshot, batch_size, offsets, start)
+            replays, fresh, planned = self._plan(snapshot, carve, offsets, start)
             if not planned:
                 return CycleClaim([], snapshot.cursor, snapshot.cursor, begin_at=start, per_second=rate)
             end = cycle_end(start, rate, duration)
@@ -220,12 +223,12 @@ class Tracker:
                            f"{MAX_CLAIM_RETRIES} attempts (too many planners racing)")
 
     def preview_cycle(self, *, batch_size: int, per_second: Rate, duration: Number,
-                      begin_at: datetime, after_previous: bool = False) -> CycleClaim:
+                      begin_at: datetime, after_previous: bool = False, carve: Carve | None = None) -> CycleClaim:
         """What ``claim_cycle`` would plan now, without claiming anything (tokens are 0)."""
         snapshot, start, rate, offsets = self._read(per_second, duration, begin_at, after_previous)
         if snapshot.stopped:
             return CycleClaim([], snapshot.cursor, snapshot.cursor, stopped=True, begin_at=start, per_second=rate)
-        replays, fresh, planned = self._plan(snapshot, batch_size, offsets, start)
+        replays, fresh, planned = self._plan(snapshot, carve or id_carver(batch_size), offsets, start)
         batches = [ClaimedBatch(b.run_at, b.begin_id, b.end_id, 0, replanned=i < len(replays))
                    for i, b in enumerate(planned)]
         return CycleClaim(batches, snapshot.cursor, fresh[-1].begin_id - 1 if fresh else snapshot.cursor,
@@ -245,11 +248,11 @@ class Tracker:
             limit = len(offsets)
 
     @staticmethod
-    def _plan(snapshot: ClaimSnapshot, batch_size: int, offsets: list[int],
+    def _plan(snapshot: ClaimSnapshot, carve: Carve, offsets: list[int],
               begin_at: datetime) -> tuple[list[IdRange], list[IdRange], list[Batch]]:
         """Ranges due again first (highest first), then new ranges from the cursor, in the cycle's slots."""
         replays = sorted(snapshot.due, key=lambda r: r.end_id, reverse=True)
-        fresh = carve_ranges(snapshot.cursor, batch_size, len(offsets) - len(replays), snapshot.min_id)
+        fresh = carve(snapshot.cursor, snapshot.min_id, len(offsets) - len(replays))
         return replays, fresh, schedule([*replays, *fresh], begin_at, offsets)
 
     def _snapshot(self, limit: int, claim_id: str | None = None) -> ClaimSnapshot:
@@ -329,12 +332,14 @@ class Tracker:
             ids_planned=counters.get("ids_planned", 0), batches_planned=counters.get("batches_planned", 0),
             ids_done=counters.get("ids_done", 0), batches_done=counters.get("batches_done", 0),
             rows_done=counters.get("rows_done", 0), ids_failed=counters.get("ids_failed", 0),
+            ids_skipped=counters.get("ids_skipped", 0),
             batches_failed=counters.get("batches_failed", 0), errors=counters.get("errors", 0),
             attempts_lost=counters.get("attempts_lost", 0),
             cycles=counters.get("cycles", 0), in_flight=int(in_flight),
             started_at=from_epoch(meta.get("started_at")), last_activity=from_epoch(meta.get("last_activity")),
             counters=counters, passes=number("passes") or 1, pass_floor=number("pass_floor"),
             looked_top=number("looked_top"), seen_max=number("seen_max"), looked_at=from_epoch(meta.get("looked_at")),
+            batching=meta.get("batching", "ids"), rows_estimate=number("rows_estimate"),
         )
 
     def in_flight(self) -> dict[IdRange, dict[str, Any]]:

@@ -1,4 +1,4 @@
-"""``airflow-spreader``: the operator's console for backfills (status, ETA, stop/go, plan, config).
+"""``airflow-spreader``: the operator's console for backfills (status, ETA, stop/go, plan, skip, config).
 
 Every command takes ``--json``. Errors are one line on stderr and a non-zero exit: 1 when
 something is missing or unreachable, 2 for a bad argument or value. See docs/console.md.
@@ -18,9 +18,12 @@ import redis
 
 from airflow_spreader.core.config import ConfigError
 from airflow_spreader.core.names import checkpoint_variable, config_variable
+from airflow_spreader.sql.boundaries import RowCarver
+from airflow_spreader.sql.table import SourceTable
 from airflow_spreader.state.checkpoint import Checkpoint
+from airflow_spreader.state.source_record import recorded_source
 from airflow_spreader.state.tracker import Tracker, TrackerError
-from airflow_spreader.tools import cli_config, cli_resume, cli_status
+from airflow_spreader.tools import cli_config, cli_resume, cli_skip, cli_status
 from airflow_spreader.tools.cli_errors import CliError
 from airflow_spreader.tools.readmodel import status as status_model
 from airflow_spreader.tools.readmodel.sources import (
@@ -181,22 +184,34 @@ def run_plan(console: Console) -> int:
     if config.value is None:
         raise CliError(f"cannot preview without the configuration: {config.problem}")
     cfg, now = config.value, datetime.now(timezone.utc)
+    carve = rows_carver(console, tracker, cfg.batch_size) if cfg.batching == "rows" else None
     claim = tracker.preview_cycle(batch_size=cfg.batch_size, per_second=cfg.per_second, duration=cfg.duration,
-                                  begin_at=now, after_previous=True)  # as the plan task would claim it
+                                  begin_at=now, after_previous=True, carve=carve)  # as the plan task would claim it
     batches = [{"run_at": b.run_at.isoformat(), "begin_id": b.begin_id, "end_id": b.end_id, "replanned": b.replanned}
                for b in claim.batches]
     begin_at = claim.begin_at or now
     data = {"backfill": args.name, "begin_at": begin_at.isoformat(), "on_peak": cfg.peak_schedule.is_on_peak(begin_at),
             "per_second": cfg.per_second(begin_at),
-            "duration": cfg.duration, "stopped": claim.stopped, "cursor_before": claim.cursor_before,
-            "cursor_after": claim.cursor_after, "batches": batches}
+            "duration": cfg.duration, "batching": cfg.batching, "stopped": claim.stopped,
+            "cursor_before": claim.cursor_before, "cursor_after": claim.cursor_after, "batches": batches}
     console.emit(data, plan_text(data, claim.replanned, status_model.display_zone(cfg)))
     return 0
 
 
+def rows_carver(console: Console, tracker: Tracker, batch_size: int) -> RowCarver:
+    """``"rows"`` batching reads the boundaries from the table the last plan recorded."""
+    source = recorded_source(tracker)
+    if source is None:
+        raise CliError(f"cannot preview \"rows\" batching of {tracker.name}: no plan has recorded its source table "
+                       "yet (the DAG's next plan does)")
+    table = SourceTable(source.table, source.key)
+    return RowCarver(console.airflow.source_engine(source.conn_id), table, batch_size)
+
+
 def plan_text(data: dict[str, Any], replanned: int, zone: tzinfo) -> str:
+    unit = "rows read from the key's index" if data["batching"] == "rows" else "ids"
     head = (f"Next cycle of {data['backfill']} if it began now, {'on' if data['on_peak'] else 'off'} peak at "
-            f"{data['per_second']:g} batches/s for {data['duration']:g} s (nothing is claimed):")
+            f"{data['per_second']:g} batches/s for {data['duration']:g} s, batches of {unit} (nothing is claimed):")
     if data["stopped"]:
         return f"{head}\n  nothing: the backfill is stopped ({PROG} go {data['backfill']})"
     if not data["batches"]:
@@ -272,6 +287,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "whole configuration is validated before the Variable is written")
     config.add_argument("--replace", metavar="JSON", help="replace the whole Variable with this JSON object (fields "
                         "left out take their defaults), validated first; repairs a Variable whose JSON is broken")
+    skip = command("skip", cli_skip.run_skip, "skip the ids of NAME not yet planned from --to (default: the cursor) "
+                   "down to --from, counted as skipped", dag_id=True)
+    skip.add_argument("--from", dest="begin_id", type=int, required=True, metavar="ID", help="lowest id skipped")
+    skip.add_argument("--to", dest="end_id", type=int, metavar="ID", help="highest id skipped: at least the cursor "
+                      "(ids above it are already planned and are left alone)")
     command("resume", cli_resume.run_resume, "after a halt (the last plan failed for good): check the Variable, "
             "clear the halt and trigger a new run of the DAG", dag_id=True)
     return parser

@@ -51,8 +51,15 @@ def render(status: BackfillStatus) -> str:
     if not p.started:
         lines.append("  not started: the DAG's first run captures the table's bounds")
     else:
-        lines.append(f"  progress  {bar(p.fraction_done)}  {p.ids_done:,} of {p.total_ids:,} ids "
-                     f"({p.rows_done:,} rows)")
+        skipped = f", {p.ids_skipped:,} skipped" if p.ids_skipped else ""
+        if p.counts_rows:
+            guess = ("~", " (an estimate from the table's statistics until the walk reaches the bottom)") \
+                if p.rows_total_is_estimate else ("", "")
+            lines.append(f"  progress  {bar(p.fraction_done)}  {p.rows_done:,} of {guess[0]}{p.rows_total:,} rows"
+                         f"{guess[1]}; batches of rows, key now at {p.cursor}{skipped and f' ({skipped[2:]} ids)'}")
+        else:
+            lines.append(f"  progress  {bar(p.fraction_done)}  {p.ids_done:,} of {p.total_ids:,} ids{skipped} "
+                         f"({p.rows_done:,} rows)")
         recent = f"over the last {duration_text(status.observed.seconds)}"
         lines.append(f"  pace      {rate_text(status.observed.ids_per_second)} {recent}, "
                      f"{rate_text(status.since_start)} since start"
@@ -63,8 +70,9 @@ def render(status: BackfillStatus) -> str:
     else:
         then = (f"; {'off' if force['on_peak'] else 'on'} peak ({force['next_per_second']:g}/s) from "
                 f"{time_text(datetime.fromisoformat(force['next_change']), zone)}" if force["next_change"] else "")
+        unit = "rows" if p.counts_rows else "ids"
         lines.append(f"  in force  {'on' if force['on_peak'] else 'off'} peak: {force['per_second']:g} batches/s x "
-                     f"{force['batch_size']:,} ids = {force['ids_per_second']:,.1f} ids/s{then}")
+                     f"{force['batch_size']:,} {unit} = {force['ids_per_second']:,.1f} {unit}/s{then}")
     if p.started:
         lines.append(f"  batches   {p.batches_done:,} done, {p.in_flight:,} in flight, {p.batches_failed:,} failed "
                      f"({p.ids_failed:,} ids), {plural(p.cycles, 'cycle')}, "

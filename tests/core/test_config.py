@@ -21,7 +21,7 @@ REQUIRED = {"batch_size": 10, "duration": 30, "per_second_on_peak": 2, "per_seco
 ALLOWED = (
     "batch_size, duration, per_second_on_peak, per_second_off_peak, on_peak_timezone, on_peak_wday_begin, "
     "on_peak_wday_end, on_peak_hour_begin, on_peak_hour_end, lease_seconds, max_tasks_per_cycle, lead_seconds, "
-    "follow_new_rows, max_passes"
+    "follow_new_rows, max_passes, batching"
 )
 ZONE_RULE = "must be an IANA time zone name such as 'UTC' or 'Europe/Paris'"
 INT_GE_1 = "must be an integer >= 1"
@@ -54,6 +54,7 @@ def test_optional_fields_have_documented_defaults() -> None:
         "lead_seconds": 6,
         "follow_new_rows": False,
         "max_passes": 10,
+        "batching": "ids",
     }
     assert SpreadConfig.from_dict(REQUIRED) == config
 
@@ -64,7 +65,7 @@ def test_defaults_for_a_new_backfill() -> None:
         '{"batch_size": 100, "duration": 120, "per_second_on_peak": 0.5, "per_second_off_peak": 1.0, '
         '"on_peak_timezone": "UTC", "on_peak_wday_begin": 1, "on_peak_wday_end": 5, "on_peak_hour_begin": 9, '
         '"on_peak_hour_end": 17, "lease_seconds": 3600, "max_tasks_per_cycle": 64, "lead_seconds": 6, '
-        '"follow_new_rows": false, "max_passes": 10}'
+        '"follow_new_rows": false, "max_passes": 10, "batching": "ids"}'
     )
     assert json.dumps(DEFAULTS) == SpreadConfig.default().to_json(indent=None)
 
@@ -314,6 +315,7 @@ VALID: dict[str, st.SearchStrategy[Any]] = {
     "lead_seconds": st.integers(0, 3600),
     "follow_new_rows": st.booleans(),
     "max_passes": st.integers(1, 1000),
+    "batching": st.sampled_from(["ids", "rows"]),
 }
 valid_dicts = st.fixed_dictionaries(
     {name: VALID[name] for name in REQUIRED},
@@ -339,6 +341,7 @@ INVALID: dict[str, st.SearchStrategy[Any]] = {
     "lead_seconds": st.one_of(bad_int, st.integers(max_value=-1), st.integers(min_value=3601)),
     "follow_new_rows": st.one_of(st.integers(), st.none(), st.text(max_size=5), st.floats()),
     "max_passes": st.one_of(bad_int, st.integers(max_value=0), st.integers(min_value=1001)),
+    "batching": st.one_of(not_a_number.filter(lambda v: v not in ("ids", "rows")), st.sampled_from(["Rows", "id"])),
 }
 
 
@@ -375,3 +378,19 @@ def test_the_readme_documents_every_field_as_the_code_defines_it() -> None:
     start = readme.index("<!-- config-reference:start -->\n") + len("<!-- config-reference:start -->\n")
     end = readme.index("<!-- config-reference:end -->")
     assert readme[start:end].strip() == SpreadConfig.reference().strip()
+
+
+@pytest.mark.parametrize("value", ["IDS", "row", "", 1, None, True])
+def test_batching_names_the_field_and_the_allowed_values(value: object) -> None:
+    error = error_of({**REQUIRED, "batching": value})
+    assert error.problems == {"batching": 'must be one of "ids", "rows"'}
+    assert f"batching={value!r}" in str(error)
+
+
+def test_batching_rows_is_accepted_and_round_trips() -> None:
+    config = SpreadConfig.from_dict({**REQUIRED, "batching": "rows"})
+    assert config.batching == "rows"
+    assert SpreadConfig.from_json(config.to_json()) == config
+    assert config.with_changes(batching="ids").batching == "ids"
+    with pytest.raises(ConfigError, match=r'batching=.*must be one of "ids", "rows"'):
+        config.with_changes(batching="uuid")

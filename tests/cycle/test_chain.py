@@ -61,6 +61,7 @@ def test_a_finished_backfill_ends_the_chain_with_its_account(tracker: Tracker, c
     clock.advance(10)
     account = final_summary(tracker.progress(), NOW + timedelta(seconds=10))
     assert (account["ids"], account["rows"], account["batches"], account["wall_seconds"]) == (20, 20, 2, 10.0)
+    assert (account["batching"], account["rows_per_second"]) == ("ids", 2.0)
 
 
 def test_only_failed_ranges_left_fails_the_chain(tracker: Tracker) -> None:

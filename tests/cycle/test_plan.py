@@ -107,3 +107,35 @@ def test_with_follow_new_rows_a_plan_at_the_bottom_reads_max_and_walks_the_new_i
     fourth = plan_next_cycle(tracker, config(), NOW, read_max=read_max)
     assert (fourth.summary.batches, fourth.summary.look, fourth.summary.follow_new_rows) == (0, None, False)
     assert tracker.progress().max_id == 35
+
+
+def test_carver_for_reads_the_mode_of_this_cycle_and_checks_the_index_unless_allowed(tmp_path: object) -> None:
+    import pytest
+
+    from airflow_spreader.core.planner import IdRange
+    from airflow_spreader.cycle.plan import carver_for
+    from airflow_spreader.sql.table import TableError
+
+    engine = sa.create_engine(f"sqlite:///{tmp_path}/c.db")
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE loose (id BIGINT)"))
+        conn.execute(sa.text("INSERT INTO loose (id) VALUES (5), (70), (900)"))
+    table = SourceTable("loose")
+    assert carver_for(config(batch_size=2), engine, table)(900, 1, 2) == [IdRange(899, 900), IdRange(897, 898)]
+    with pytest.raises(TableError, match="key column 'id' of table 'loose' has no index"):
+        carver_for(config(batch_size=2, batching="rows"), engine, table)
+    rows = carver_for(config(batch_size=2, batching="rows"), engine, table, allow_unindexed_key=True)
+    assert rows(900, 1, 2) == [IdRange(6, 900), IdRange(1, 5)]
+
+
+def test_rows_batching_refuses_a_key_span_beyond_the_trackers_counters() -> None:
+    import pytest
+
+    from airflow_spreader.cycle.plan import check_rows_span
+    from airflow_spreader.sql.table import TableError
+
+    table = SourceTable("t")
+    check_rows_span(config(batching="rows"), table, -2**62, 2**62 - 2)  # exactly 2^63 - 1 ids
+    check_rows_span(config(), table, -2**63, 2**63 - 1)  # "ids": spans are cut batch_size at a time
+    with pytest.raises(TableError, match=r"spans -9223372036854775808..9223372036854775807, more than 2\^63 - 1"):
+        check_rows_span(config(batching="rows"), table, -2**63, 2**63 - 1)

@@ -224,3 +224,16 @@ def test_commands_that_need_only_redis_never_import_airflow(live: Tracker, redis
         status = json.loads(result.stdout)
         assert status["progress"]["total_ids"] > 0
         assert status["airflow"]["config_problem"] == "Airflow not read (--redis-only)"
+
+
+def test_skip_passes_over_ids_not_yet_planned_and_status_counts_them(live: Tracker, redis_url: str,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    assert run("skip", live.name, "--from", "2251", url=redis_url) == 0
+    assert "Skipped ids 2251..9200" in capsys.readouterr().out
+    assert live.progress().cursor == 2250 and live.progress().ids_skipped == 6950
+    assert run("skip", live.name, "--from", "1", "--to", "100", url=redis_url) == 2
+    assert "only ids not yet planned can be skipped, from the cursor 2250 down" in error_line(capsys)
+    assert run("skip", live.name, "--from", "2001", "--to", "2250", "--json", url=redis_url) == 0
+    assert json.loads(capsys.readouterr().out)["ids_skipped"] == 250
+    assert run("status", live.name, "--redis-only", url=redis_url) == 0
+    assert "7,200 skipped" in capsys.readouterr().out

@@ -355,6 +355,35 @@ def test_plan_dry_run_of_a_stopped_backfill_plans_nothing(backfill: Backfill,
     assert (plan["stopped"], plan["batches"]) == (True, [])
 
 
+def test_plan_dry_run_shows_rows_batching_boundaries_read_from_the_recorded_table(
+        backfill: Backfill, tmp_path: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    import sqlalchemy as sa
+
+    from airflow_spreader.state.source_record import SourceRecord, record_source
+
+    engine = sa.create_engine(f"sqlite:///{tmp_path}/sparse.db")
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE sparse (id INTEGER PRIMARY KEY)"))
+        conn.execute(sa.text("INSERT INTO sparse (id) VALUES (:id)"), [{"id": i * 10**9} for i in range(1, 1001)])
+    monkeypatch.setenv("AIRFLOW_CONN_SPREADER_CLI_SPARSE", json.dumps({"conn_type": "sqlite",
+                                                                      "host": f"{tmp_path}/sparse.db"}))
+    backfill.set_variable({**CONFIG, "duration": 2, "batching": "rows"})  # 4 batches of 100 rows
+    backfill.tracker.start(max_id=1000 * 10**9, min_id=10**9)
+    assert backfill.cli("plan", backfill.name, "--dry-run") == 1  # no plan has recorded the table yet
+    assert "no plan has recorded its source table" in error_line(capsys)
+    record_source(backfill.tracker, SourceRecord("spreader_cli_sparse", "sparse", "id"))
+    assert backfill.cli("plan", backfill.name, "--dry-run", "--json") == 0
+    plan = output(capsys)
+    assert plan["batching"] == "rows"
+    assert [(b["begin_id"], b["end_id"]) for b in plan["batches"]] == [
+        (900 * 10**9 + 1, 1000 * 10**9), (800 * 10**9 + 1, 900 * 10**9), (700 * 10**9 + 1, 800 * 10**9),
+        (600 * 10**9 + 1, 700 * 10**9)]
+    assert plan["cursor_after"] == 600 * 10**9
+    assert backfill.tracker.progress().batches_planned == 0  # nothing claimed
+    assert backfill.cli("plan", backfill.name, "--dry-run") == 0
+    assert "batches of rows read from the key's index" in capsys.readouterr().out
+
+
 def test_plan_dry_run_needs_the_configuration(backfill: Backfill, capsys: pytest.CaptureFixture[str]) -> None:
     backfill.tracker.start(max_id=1000)
     assert backfill.cli("plan", backfill.name, "--dry-run") == 1

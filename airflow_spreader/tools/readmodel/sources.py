@@ -237,6 +237,25 @@ class AirflowSource:
         return found
 
 
+    def source_engine(self, conn_id: str) -> Any:
+        """A SQLAlchemy engine for the source connection ``conn_id`` (environment first, then the metadata DB),
+        for previews that read the source table; a SourceError says why there is none."""
+        from airflow.sdk.exceptions import AirflowNotFoundException  # noqa: PLC0415
+
+        from airflow_spreader.hooks.source import SourceDatabaseHook  # noqa: PLC0415
+
+        try:
+            try:
+                return SourceDatabaseHook(conn_id).get_conn()
+            except AirflowNotFoundException:
+                from airflow.models.connection import Connection  # noqa: PLC0415, TID251 - server side, on use
+
+                stored = Connection.get_connection_from_secrets(conn_id)
+                return SourceDatabaseHook(conn_id, connection=stored).get_conn()
+        except Exception as error:
+            raise SourceError(f"cannot reach the source connection {conn_id!r}: {one_line(error)}") from error
+
+
 class NoAirflow(AirflowSource):
     """Reads nothing from Airflow, so that a Redis-only answer never pays for importing it (``--redis-only``)."""
 

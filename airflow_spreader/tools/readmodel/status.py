@@ -104,7 +104,15 @@ class BackfillStatus:
             return Eta("unknown", None, "not started: the DAG's first run captures the table's bounds")
         if self.config.value is None:
             return Eta("unknown", None, f"needs the configuration: {self.config.problem}")
-        return estimate(self.config.value, self.now, remaining_ids=max(0, p.total_ids - p.ids_done - p.ids_failed),
+        if p.counts_rows:  # batches of batch_size rows: the planner's ids/s are rows/s; the ids pace says nothing
+            left = 0 if p.exhausted and p.in_flight == 0 else max(1, p.rows_total - p.rows_done)
+            eta = estimate(self.config.value, self.now, remaining_ids=left, failed_ids=p.ids_failed,
+                           stopped=p.stopped, paused=self.paused.value is True)
+            return Eta(eta.state, eta.finish, f"{eta.reason}, for about {left:,} rows left of an estimated "
+                                              f"{p.rows_total:,}" if eta.state == "estimated" else eta.reason,
+                       eta.efficiency)
+        remaining = max(0, p.total_ids - p.ids_done - p.ids_failed - p.ids_skipped)
+        return estimate(self.config.value, self.now, remaining_ids=remaining,
                         failed_ids=p.ids_failed, stopped=p.stopped, paused=self.paused.value is True,
                         observed=self.observed)
 
