@@ -21,7 +21,7 @@ REQUIRED = {"batch_size": 10, "duration": 30, "per_second_on_peak": 2, "per_seco
 ALLOWED = (
     "batch_size, duration, per_second_on_peak, per_second_off_peak, on_peak_timezone, on_peak_wday_begin, "
     "on_peak_wday_end, on_peak_hour_begin, on_peak_hour_end, lease_seconds, max_tasks_per_cycle, lead_seconds, "
-    "follow_new_rows, max_passes, batching"
+    "batching, follow_new_rows, max_passes"
 )
 ZONE_RULE = "must be an IANA time zone name such as 'UTC' or 'Europe/Paris'"
 INT_GE_1 = "must be an integer >= 1"
@@ -65,7 +65,7 @@ def test_defaults_for_a_new_backfill() -> None:
         '{"batch_size": 100, "duration": 120, "per_second_on_peak": 0.5, "per_second_off_peak": 1.0, '
         '"on_peak_timezone": "UTC", "on_peak_wday_begin": 1, "on_peak_wday_end": 5, "on_peak_hour_begin": 9, '
         '"on_peak_hour_end": 17, "lease_seconds": 3600, "max_tasks_per_cycle": 64, "lead_seconds": 6, '
-        '"follow_new_rows": false, "max_passes": 10, "batching": "ids"}'
+        '"batching": "ids", "follow_new_rows": false, "max_passes": 10}'
     )
     assert json.dumps(DEFAULTS) == SpreadConfig.default().to_json(indent=None)
 
