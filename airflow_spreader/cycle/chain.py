@@ -12,6 +12,7 @@ from enum import Enum
 from typing import Any
 
 from airflow_spreader.cycle.model import CycleSummary
+from airflow_spreader.state.quarantine import Quarantine
 from airflow_spreader.state.records import Progress
 from airflow_spreader.state.tracker import Tracker
 
@@ -23,7 +24,7 @@ class Step(str, Enum):
     SUPERSEDED = "superseded"  # a later cycle was planned meanwhile: nothing to trigger
     WAIT_FOR_GO = "wait_for_go"  # stopped: wait (deferred) for `go`
     FINISHED = "finished"  # every id done: end the chain with the summary
-    FAILED_RANGES_REMAIN = "failed_ranges_remain"  # only failed ranges are left: fail, saying how to retry
+    FAILED_RANGES_REMAIN = "failed_ranges_remain"  # only failed ranges (or quarantined keys) are left: fail
     SETTLE = "settle"  # nothing left to plan: wait for the ranges in flight, or their lease (``until``)
     WAIT = "wait"  # wait until ``until`` (with ``settled``: or until nothing is in flight), then decide again
     TRIGGER = "trigger"  # start the next cycle's DAG run now
@@ -41,6 +42,8 @@ class ChainView:
 
     @classmethod
     def read(cls, tracker: Tracker, summary: CycleSummary) -> ChainView:
+        """Settles the bisections first: a family whose last batch died before its step is moved on here."""
+        Quarantine(tracker).settle()
         return cls(summary, tracker.progress(), tracker.planned_until(), tracker.next_lease_deadline())
 
 
@@ -84,6 +87,7 @@ def final_summary(progress: Progress, now: datetime) -> dict[str, Any]:
     return {
         "backfill": progress.name, "ids": progress.ids_done, "rows": progress.rows_done,
         "batches": progress.batches_done, "failed_batches": progress.batches_failed,
+        "quarantined_keys": progress.keys_quarantined,
         "errors": progress.errors, "cycles": progress.cycles, "wall_seconds": round(wall, 1),
         "ids_per_second": round(progress.ids_done / wall, 2) if wall > 0 else None,
     }
