@@ -183,7 +183,7 @@ def test_siblings_failing_at_once_merge_their_root_exactly_once(tracker: Tracker
             assert tracker.begin(batch) == "run"
         start = threading.Barrier(2)
 
-        def fail(batch: ClaimedBatch) -> None:
+        def fail(batch: ClaimedBatch, start: threading.Barrier = start) -> None:
             quarantine = Quarantine(Tracker(tracker.name, tracker.redis, clock=clock), 1)
             start.wait()
             quarantine.fail(batch, "Boom: every row", final=True)

@@ -3,7 +3,8 @@
 Everything is read once into a :class:`BackfillStatus`: ``airflow-spreader status`` renders it as text
 or JSON, and the Backfills page serves the same JSON. Redis
 alone gives the progress and the pace; the rate in force and the ETA need the configuration,
-and "paused" needs the DAG, both from Airflow: without them the report says what is missing.
+and "paused" needs the DAG, both from Airflow: without them the report says what is missing. Quarantined
+keys (poison rows isolated by bisection) are listed up to ``QUARANTINE_LISTED``, with their count.
 """
 
 from __future__ import annotations
@@ -15,9 +16,13 @@ from zoneinfo import ZoneInfo
 
 from airflow_spreader.core.config import SpreadConfig
 from airflow_spreader.core.eta import Eta, Observed, estimate, ids_per_second, observe
+from airflow_spreader.state.quarantine import Quarantine, QuarantinedKey
 from airflow_spreader.state.records import FailedRange, Progress
 from airflow_spreader.state.tracker import Tracker
 from airflow_spreader.tools.readmodel.sources import AirflowSource, Lookup
+
+#: Quarantined keys listed in the status (JSON and page); the count is always the whole one.
+QUARANTINE_LISTED = 100
 
 
 def display_zone(config: SpreadConfig | None) -> tzinfo:
@@ -27,14 +32,14 @@ def display_zone(config: SpreadConfig | None) -> tzinfo:
 
 def state_of(progress: Progress, paused: bool | None, halted: bool = False) -> str:
     """running, paused, stopped, halted (the last plan failed for good), done, failed (only failed ranges
-    left), or not started."""
+    or quarantined keys left), or not started."""
     if progress.finished:
         return "done"
     if halted:
         return "halted"
     if not progress.started:
         return "not started"
-    if progress.exhausted and progress.in_flight == 0 and progress.batches_failed:
+    if progress.exhausted and progress.in_flight == 0 and (progress.batches_failed or progress.keys_quarantined):
         return "failed"
     if progress.stopped:
         return "stopped"
@@ -70,6 +75,8 @@ class BackfillStatus:
     config: Lookup[SpreadConfig]
     paused: Lookup[bool]
     halt: Halt | None = None
+    #: The first ``QUARANTINE_LISTED`` quarantined keys, lowest first (``progress.keys_quarantined`` counts all).
+    quarantined: tuple[QuarantinedKey, ...] = ()
 
     @property
     def name(self) -> str:
@@ -102,8 +109,9 @@ class BackfillStatus:
             return Eta("unknown", None, "not started: the DAG's first run captures the table's bounds")
         if self.config.value is None:
             return Eta("unknown", None, f"needs the configuration: {self.config.problem}")
-        return estimate(self.config.value, self.now, remaining_ids=max(0, p.total_ids - p.ids_done - p.ids_failed),
-                        failed_ids=p.ids_failed, stopped=p.stopped, paused=self.paused.value is True,
+        failed = p.ids_failed + p.keys_quarantined
+        return estimate(self.config.value, self.now, remaining_ids=max(0, p.total_ids - p.ids_done - failed),
+                        failed_ids=failed, stopped=p.stopped, paused=self.paused.value is True,
                         observed=self.observed)
 
     @property
@@ -135,6 +143,8 @@ class BackfillStatus:
             "in_force": self.in_force(), "eta": self.eta.to_dict(self.now),
             "failed_ranges": [{"begin_id": f.begin_id, "end_id": f.end_id, "attempts": f.attempts, "error": f.error,
                                "failed_at": f.failed_at.isoformat() if f.failed_at else None} for f in self.failed],
+            "quarantine": {"count": self.progress.keys_quarantined, "listed": len(self.quarantined),
+                           "keys": [q.to_dict() for q in self.quarantined]},
             "airflow": {"paused": self.paused.value, "paused_problem": self.paused.problem,
                         "config_problem": self.config.problem},
         }
@@ -146,6 +156,7 @@ def gather(tracker: Tracker, airflow: AirflowSource, dag_id: str, now: datetime,
     return BackfillStatus(
         halt=None if halted is None else Halt(halted[0], halted[1], tracker.name, dag_id),
         dag_id=dag_id, now=now, progress=progress, failed=tracker.failed_ranges(),
+        quarantined=tuple(Quarantine(tracker).quarantined(QUARANTINE_LISTED)),
         observed=observe(tracker.done_per_minute(), now, minutes=window_minutes, started_at=progress.started_at),
         config=airflow.config(dag_id), paused=airflow.is_paused(dag_id),
     )
