@@ -37,6 +37,8 @@ from airflow_spreader.state.records import ClaimedBatch, from_epoch
 from airflow_spreader.state.tracker import Tracker, TrackerError, text
 
 MAX_STEP_RETRIES = 100
+#: Up to this many quarantined keys, a listing reads them all and keeps the lowest.
+SCAN_ABOVE = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,13 +119,17 @@ class Quarantine:
         return int(self.tracker.redis.hlen(self.keys.quarantine))
 
     def quarantined(self, limit: int | None = None) -> list[QuarantinedKey]:
-        """The quarantined keys, lowest first; at most ``limit`` of them (read by HSCAN: never the whole hash
-        when it is large)."""
+        """The quarantined keys in key order: the ``limit`` lowest ones, or, beyond ``SCAN_ABOVE`` keys, the
+        first ``limit`` an HSCAN finds (never the whole of a large hash for a status line)."""
+        client, name = self.tracker.redis, self.keys.quarantine
         found: dict[Any, Any] = {}
-        for field, value in self.tracker.redis.hscan_iter(self.keys.quarantine, count=max(limit or 0, 100)):
-            found[field] = value
-            if limit is not None and len(found) >= limit:
-                break
+        if limit is None or client.hlen(name) <= SCAN_ABOVE:
+            found = client.hgetall(name)
+        else:
+            for field, value in client.hscan_iter(name, count=max(limit, 100)):
+                found[field] = value
+                if len(found) >= limit:
+                    break
         keys = []
         for field, value in found.items():
             info = json.loads(value)
@@ -131,7 +137,7 @@ class Quarantine:
             keys.append(QuarantinedKey(int(text(field)), info["error"], int(info["attempts"]),
                                        from_epoch(info.get("quarantined_at")),
                                        IdRange.parse(root) if root else None))
-        return sorted(keys, key=lambda q: q.key)
+        return sorted(keys, key=lambda q: q.key)[:limit]
 
     def families(self) -> list[Family]:
         """The failed ranges being bisected now."""

@@ -75,7 +75,7 @@ class BackfillStatus:
     config: Lookup[SpreadConfig]
     paused: Lookup[bool]
     halt: Halt | None = None
-    #: The first ``QUARANTINE_LISTED`` quarantined keys, lowest first (``progress.keys_quarantined`` counts all).
+    #: ``QUARANTINE_LISTED`` quarantined keys, the lowest ones (``progress.keys_quarantined`` counts all).
     quarantined: tuple[QuarantinedKey, ...] = ()
 
     @property
