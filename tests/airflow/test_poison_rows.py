@@ -106,3 +106,12 @@ def test_a_range_where_every_row_fails_stays_one_failed_range(source: Source) ->
     counters = source.counters()
     assert {i for i, n in counters.items() if n == 0} == set(range(65, 97))
     assert {i for i, n in counters.items() if n == 1} == set(range(1, 65)) | set(range(97, 129))
+
+
+@pytest.mark.parametrize("bad", [-1, 31, "3"])
+def test_the_dag_factory_refuses_a_bad_max_split_depth_naming_it(bad: object) -> None:
+    from airflow_spreader.dag_factory import backfill_dag
+
+    with pytest.raises(ValueError, match=rf"max_split_depth must be an integer from 0 .* to 30, got {bad!r}"):
+        backfill_dag("spreader_bad_depth", table="t", source_conn_id="c", work=lambda *a: 0,
+                     max_split_depth=bad)  # type: ignore[arg-type]
