@@ -87,7 +87,6 @@ def final_summary(progress: Progress, now: datetime) -> dict[str, Any]:
     return {
         "backfill": progress.name, "ids": progress.ids_done, "rows": progress.rows_done,
         "batches": progress.batches_done, "failed_batches": progress.batches_failed,
-        "quarantined_keys": progress.keys_quarantined,
         "errors": progress.errors, "cycles": progress.cycles, "wall_seconds": round(wall, 1),
         "ids_per_second": round(progress.ids_done / wall, 2) if wall > 0 else None,
     }

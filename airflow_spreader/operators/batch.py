@@ -157,7 +157,8 @@ class SpreadBatchOperator(TimedWaits):
             self.log.warning("Backfill %r: %d batches fell due while the DAG was paused: handed back, the next "
                              "cycle plans them first", self.backfill, outcome["handed_back"])
         if failures:
-            fate = " (split to isolate the failing rows)" if self.max_split_depth else " (kept as failed ranges)"
+            fate = " (last try: bisected to isolate the failing rows, see status)" if self.max_split_depth \
+                else " (kept as failed ranges)"
             raise BatchesFailed(f"{len(failures)} of {len(self.batches)} batches failed"
                                 f"{fate if final_try else ' (will be retried)'}: "
                                 + "; ".join(failures))
