@@ -53,8 +53,8 @@ def backfill_dag(
     :param initial_config: values for the Variable ``spreader__<dag_id>`` when it is first created.
     :param retries: Airflow retries of a batch task; a range failing on every try is split to isolate its
         failing rows (quarantined), or kept as a failed range (``max_split_depth``).
-    :param max_split_depth: levels a failed range is split without any success before it is kept whole as
-        one failed range (a range where every row fails); 0 never splits (default 3).
+    :param max_split_depth: levels a failed range is split below a range where no row succeeded before that
+        range is kept whole as one failed range (a range where every row fails); 0 never splits (default 3).
     :param control_retries: retries of the plan and next-cycle tasks, so that a passing Redis or database
         outage does not end the chain; bad input (configuration, table, pool, lost state) fails at once.
     :param ledger_table: the done-ledger in the source database (created at the first cycle): each batch

@@ -52,8 +52,8 @@ class SpreadBatchOperator(TimedWaits):
     then such a range is run again (at least once).
 
     A range that fails its last try is split in two, each half re-queued as its own batch, until the failing
-    rows stand alone and are quarantined (state.quarantine); ``max_split_depth`` levels without a success keep
-    it whole as a failed range (0: never split).
+    rows stand alone and are quarantined (state.quarantine); a range with no success ``max_split_depth``
+    levels down is kept whole as a failed range (0: never split).
     """
 
     ui_color = "#fef7e0"

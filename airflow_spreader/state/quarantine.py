@@ -5,7 +5,7 @@ Instead of keeping the range as a failed range (its good rows undone with the ba
 later cycles plan it first, at the rate, in the pool, like a range handed back. Recursively, the failing rows
 end as single-key ranges, *quarantined* with their error; every other row is done once (the done-ledger
 still applies to each piece). The pieces of one failed range form a family (core.split.Family) kept in the
-hash ``families``; the rules on depth and on a range where every row fails live in core.split.
+hash ``families``; the rules on depth and on ranges where every row fails live in core.split.
 
 Every step is planned in Python from a snapshot and committed by ``isolate.lua`` only if the family's record
 and the family's pieces in flight are still as read (else read again): two batches of one family settling
@@ -27,8 +27,8 @@ from airflow_spreader.core.planner import IdRange
 from airflow_spreader.core.split import (
     DEFAULT_MAX_SPLIT_DEPTH,
     Family,
+    Parked,
     PieceStep,
-    Verdict,
     check_max_split_depth,
     halves,
     step_after_last_try,
@@ -175,7 +175,8 @@ class Quarantine:
                                                                     int(entry.get("attempts") or 0))
         step = _Step(family, expected, list(pieces.items()), [("drop", str(batch.id_range), "")])
         in_flight = {IdRange.parse(r) for r in pieces}
-        done = family.done_ids(sum(r.size for r in in_flight)) > 0
+        anchor = family.anchor_of(batch.id_range, depth, self.max_split_depth)
+        done = family.done_within(anchor, in_flight) > 0
         in_flight.discard(batch.id_range)
         action = step_after_last_try(batch.size, depth, self.max_split_depth, done)
         if action is PieceStep.SPLIT:
@@ -189,7 +190,7 @@ class Quarantine:
                 {"error": entry.get("error") or "", "attempts": int(entry.get("attempts") or 0),
                  "quarantined_at": self.tracker.clock(), "root": str(root)})))
         else:  # PARK (FAIL is Tracker.fail's, with isolation off)
-            step.family = family.with_changes(parked=(*family.parked, (batch.id_range, depth)))
+            step.family = family.with_changes(parked=(*family.parked, Parked(batch.id_range, depth, anchor)))
         self._conclude(step, in_flight)
         return str(action) if self._commit(step) == "ok" else "stale"
 
@@ -208,20 +209,21 @@ class Quarantine:
                            f"{MAX_STEP_RETRIES} attempts")
 
     def _conclude(self, step: _Step, in_flight: set[IdRange]) -> bool:
-        """Add what the family's verdict calls for to ``step``; False when there is nothing to write."""
+        """Add what the family's settlement calls for to ``step``; False when there is nothing to write."""
         family = step.family
-        verdict = family.verdict(len(in_flight), sum(r.size for r in in_flight))
-        if verdict is Verdict.UNPARK:
-            for piece, depth in family.parked:
-                step.queue_halves(piece, depth)
-                step.ops.append(("count", "batches_split", "1"))
-            family = family.with_changes(parked=())
-        elif verdict is Verdict.MERGE:  # no row of the root succeeded: the work, not a few rows, is at fault
-            step.ops += [("release", str(key), "") for key in family.quarantined]
-            step.ops += [("fail", str(family.root), json.dumps({"error": family.error, "attempts": family.attempts,
-                                                                "failed_at": self.tracker.clock()})),
-                         ("count", "batches_failed", "1"), ("count", "ids_failed", str(family.root.size))]
-        step.new_family = "" if verdict in (Verdict.MERGE, Verdict.CLOSE) else family.to_json()
+        settled = family.settlement(in_flight)
+        for parked in settled.unpark:
+            step.queue_halves(parked.piece, parked.depth)
+            step.ops.append(("count", "batches_split", "1"))
+        for anchor in settled.merge:  # nothing in it succeeded: the work, not a few rows, is at fault
+            step.ops += [("release", str(key), "") for key in family.quarantined
+                         if anchor.begin_id <= key <= anchor.end_id]
+            step.ops += [("fail", str(anchor), json.dumps({"error": family.error, "attempts": family.attempts,
+                                                            "failed_at": self.tracker.clock()})),
+                         ("count", "batches_failed", "1"), ("count", "ids_failed", str(anchor.size))]
+        if settled.unpark or settled.merge:
+            family = family.without(settled)
+        step.new_family = "" if settled.close else family.to_json()
         return step.ops != [] or step.new_family != step.expected
 
     def _commit(self, step: _Step) -> str:

@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from datetime import datetime, timezone
 
 from airflow_spreader.core.planner import IdRange
+from airflow_spreader.core.split import Parked
 from airflow_spreader.cycle.chain import ChainView
 from airflow_spreader.cycle.model import CycleSummary
 from airflow_spreader.state.quarantine import Quarantine
@@ -145,7 +146,7 @@ def test_the_chain_mends_a_family_whose_last_batch_died_before_its_step(tracker:
     run_pieces_lowest_first(backfill, poison)
     run_pieces_lowest_first(backfill, poison, tell_done=False)  # 1-2 parked; 3-4 done, but died before its step
     [family] = backfill.quarantine.families()
-    assert family.parked == ((IdRange(1, 2), 1),) and tracker.in_flight_count() == 0
+    assert family.parked == (Parked(IdRange(1, 2), 1, IdRange(1, 4)),) and tracker.in_flight_count() == 0
     summary = CycleSummary(datetime.fromtimestamp(clock(), timezone.utc), 1.0, 0.0, 1.0, False, 0, 0, 0, 0, 0,
                            False, False)
     view = ChainView.read(tracker, summary)  # settles first: 1-2 is split on
@@ -197,3 +198,17 @@ def test_siblings_failing_at_once_merge_their_root_exactly_once(tracker: Tracker
         progress = tracker.progress()
         assert (progress.batches_failed, progress.ids_failed, progress.in_flight) == (1, 4, 0), round_no
         assert backfill.quarantine.families() == []
+
+
+def test_a_half_where_every_row_fails_is_kept_whole_though_the_other_half_succeeded(tracker: Tracker,
+                                                                                   clock: ManualClock) -> None:
+    """Levels without a success count along each piece's lineage: 1-64 fails row after row, 65-128 is fine."""
+    tracker.start(128)
+    backfill = Backfill(tracker, clock, batch_size=128, max_split_depth=2)
+    backfill.until_settled(poison=range(1, 65))
+    assert [(f.begin_id, f.end_id) for f in tracker.failed_ranges()] == [(1, 64)]
+    assert backfill.batches_run == 1 + 2 + 2 + 4  # not 127 batches quarantining 64 keys one by one
+    assert backfill.quarantine.count() == 0 and backfill.quarantine.families() == []
+    assert set(backfill.done) == set(range(65, 129)) and set(backfill.done.values()) == {1}
+    progress = tracker.progress()
+    assert (progress.batches_failed, progress.ids_failed, progress.ids_done) == (1, 64, 64)
