@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import threading
+import uuid
 from collections import Counter
 from collections.abc import Iterable
 from datetime import datetime, timezone
 
-from airflow_spreader.core.planner import IdRange
+import redis
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from airflow_spreader.core.planner import IdRange, carve_ranges
 from airflow_spreader.core.split import Parked
 from airflow_spreader.cycle.chain import ChainView
 from airflow_spreader.cycle.model import CycleSummary
@@ -212,3 +217,36 @@ def test_a_half_where_every_row_fails_is_kept_whole_though_the_other_half_succee
     assert set(backfill.done) == set(range(65, 129)) and set(backfill.done.values()) == {1}
     progress = tracker.progress()
     assert (progress.batches_failed, progress.ids_failed, progress.ids_done) == (1, 64, 64)
+
+
+@settings(max_examples=40)
+@given(rows=st.integers(1, 80), batch_size=st.integers(1, 40), depth=st.integers(0, 4), data=st.data())
+def test_every_row_ends_done_once_quarantined_or_in_a_failed_range(redis_url: str, rows: int, batch_size: int,
+                                                                   depth: int, data: st.DataObject) -> None:
+    """Any table, batch size, depth and set of poison rows (from none to all)."""
+    poison = data.draw(st.sets(st.integers(1, rows), max_size=rows))
+    clock = ManualClock()
+    tracker = Tracker(f"test-{uuid.uuid4().hex[:12]}", redis.Redis.from_url(redis_url), clock=clock)
+    try:
+        tracker.start(rows)
+        backfill = Backfill(tracker, clock, batch_size=batch_size, max_split_depth=depth)
+        backfill.until_settled(poison, cycles=80)
+        quarantined = {q.key for q in backfill.quarantine.quarantined()}
+        failed = tracker.failed_ranges()
+        in_failed = [i for f in failed for i in range(f.begin_id, f.end_id + 1)]
+        assert set(backfill.done.values()) <= {1}, "a row was done twice"
+        assert sorted([*backfill.done, *quarantined, *in_failed]) == list(range(1, rows + 1))
+        assert quarantined <= poison and not set(backfill.done) & poison
+        assert all(any(f.begin_id <= k <= f.end_id for k in poison) for f in failed)
+        assert tracker.in_flight_count() == 0 and backfill.quarantine.families() == []
+        progress = tracker.progress()
+        assert (progress.ids_done, progress.keys_quarantined, progress.ids_failed) == (
+            len(backfill.done), len(quarantined), len(in_failed))
+        for batch in carve_ranges(rows, batch_size, rows):  # a batch where every row fails: one failed range
+            if set(range(batch.begin_id, batch.end_id + 1)) <= poison and (batch.size > 1 or depth == 0):
+                assert batch in [IdRange(f.begin_id, f.end_id) for f in failed]
+        if depth == 0:
+            assert quarantined == set() and backfill.batches_run == -(-rows // batch_size)
+    finally:
+        tracker.reset()
+        tracker.redis.close()
