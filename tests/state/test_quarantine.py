@@ -8,6 +8,7 @@ from collections import Counter
 from collections.abc import Iterable
 from datetime import datetime, timezone
 
+import pytest
 import redis
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -96,6 +97,25 @@ def test_a_range_where_every_row_fails_stays_one_failed_range(tracker: Tracker, 
     progress = tracker.progress()
     assert (progress.batches_failed, progress.ids_failed, progress.ids_done, progress.in_flight) == (1, 100, 200, 0)
     assert set(backfill.done) == set(range(1, 101)) | set(range(201, 301))
+
+
+@pytest.mark.parametrize("bad", [1, 35, 36, 70])
+def test_one_bad_row_in_a_batch_of_70_costs_at_most_7_more_cycles_and_14_more_batches(
+        tracker: Tracker, clock: ManualClock, bad: int) -> None:
+    tracker.start(70)
+    backfill = Backfill(tracker, clock, batch_size=70)
+    assert backfill.until_settled(poison={bad}) <= 1 + 7
+    assert backfill.batches_run <= 1 + 14
+    assert [q.key for q in backfill.quarantine.quarantined()] == [bad] and len(backfill.done) == 69
+
+
+def test_at_the_default_depth_a_batch_where_every_row_fails_costs_15_batches_over_4_cycles(
+        tracker: Tracker, clock: ManualClock) -> None:
+    tracker.start(70)
+    backfill = Backfill(tracker, clock, batch_size=70)
+    assert backfill.until_settled(poison=range(1, 71)) == 4
+    assert backfill.batches_run == 1 + 2 + 4 + 8
+    assert [(f.begin_id, f.end_id) for f in tracker.failed_ranges()] == [(1, 70)]
 
 
 def test_a_small_range_where_every_row_fails_is_one_failed_range_not_its_keys(tracker: Tracker,
