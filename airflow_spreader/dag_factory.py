@@ -10,6 +10,7 @@ from airflow.sdk import DAG
 from airflow.sdk.definitions.param import Param
 
 from airflow_spreader.core.names import config_variable, validate_name
+from airflow_spreader.core.split import DEFAULT_MAX_SPLIT_DEPTH, check_max_split_depth
 from airflow_spreader.core.timing import missing_work
 from airflow_spreader.hooks.airflow_api import DEFAULT_API_CONN_ID
 from airflow_spreader.operators.batch import BatchWork, SpreadBatchOperator
@@ -38,6 +39,7 @@ def backfill_dag(
     ledger_table: str | None = DEFAULT_LEDGER_TABLE,
     api_conn_id: str | None = DEFAULT_API_CONN_ID,
     allow_unindexed_key: bool = False,
+    max_split_depth: int = DEFAULT_MAX_SPLIT_DEPTH,
     **dag_kwargs: Any,
 ) -> DAG:
     """Build the DAG of one backfill: each run is one cycle.
@@ -51,7 +53,10 @@ def backfill_dag(
         concurrency knob; it must exist (``airflow pools set NAME SLOTS DESC``).
     :param backfill: the tracker's name in Redis (default: the DAG id).
     :param initial_config: values for the Variable ``spreader__<dag_id>`` when it is first created.
-    :param retries: Airflow retries of a batch task; a batch failing on every try is kept as a failed range.
+    :param retries: Airflow retries of a batch task; a range failing on every try is split to isolate its
+        failing rows (quarantined), or kept as a failed range (``max_split_depth``).
+    :param max_split_depth: levels a failed range is split below a range where no row succeeded before that
+        range is kept whole as one failed range (a range where every row fails); 0 never splits (default 3).
     :param control_retries: retries of the plan and next-cycle tasks, so that a passing Redis or database
         outage does not end the chain; bad input (configuration, table, pool, lost state) fails at once.
     :param ledger_table: the done-ledger in the source database (created at the first cycle): each batch
@@ -68,6 +73,7 @@ def backfill_dag(
     if work is None and batch_operator is SpreadBatchOperator:
         raise missing_work(f"backfill_dag({dag_id!r})", "a batch_operator subclass")
     name = validate_name(backfill or dag_id)
+    check_max_split_depth(max_split_depth)
     pool = pool or dag_id
     dag_kwargs.setdefault("schedule", None)
     dag_kwargs.setdefault("start_date", datetime(2024, 1, 1, tzinfo=timezone.utc))
@@ -88,6 +94,7 @@ def backfill_dag(
         batches = batch_operator.partial(
             task_id="batches", backfill=name, source_conn_id=source_conn_id, redis_conn_id=redis_conn_id,
             work=work, ledger_table=ledger_table, pool=pool, retries=retries, retry_delay=retry_delay,
+            max_split_depth=max_split_depth,
             priority_weight=10,
             map_index_template="{{ task.id_ranges }}",
         ).expand_kwargs(plan.output)

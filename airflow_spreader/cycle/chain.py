@@ -12,6 +12,7 @@ from enum import Enum
 from typing import Any
 
 from airflow_spreader.cycle.model import CycleSummary
+from airflow_spreader.state.quarantine import Quarantine
 from airflow_spreader.state.records import Progress
 from airflow_spreader.state.tracker import Tracker
 
@@ -24,7 +25,7 @@ class Step(str, Enum):
     WAIT_FOR_GO = "wait_for_go"  # stopped: wait (deferred) for `go`
     FOLLOW = "follow"  # at the bottom with follow_new_rows: start a cycle whose plan looks for new rows
     FINISHED = "finished"  # every id done: end the chain with the summary
-    FAILED_RANGES_REMAIN = "failed_ranges_remain"  # only failed ranges are left: fail, saying how to retry
+    FAILED_RANGES_REMAIN = "failed_ranges_remain"  # only failed ranges (or quarantined keys) are left: fail
     SETTLE = "settle"  # nothing left to plan: wait for the ranges in flight, or their lease (``until``)
     WAIT = "wait"  # wait until ``until`` (with ``settled``: or until nothing is in flight), then decide again
     TRIGGER = "trigger"  # start the next cycle's DAG run now
@@ -42,6 +43,8 @@ class ChainView:
 
     @classmethod
     def read(cls, tracker: Tracker, summary: CycleSummary) -> ChainView:
+        """Settles the bisections first: a family whose last batch died before its step is moved on here."""
+        Quarantine(tracker).settle()
         return cls(summary, tracker.progress(), tracker.planned_until(), tracker.next_lease_deadline())
 
 

@@ -11,6 +11,7 @@ from airflow.sdk import Context
 
 from airflow_spreader import metrics
 from airflow_spreader.core.pause import PausedReading, pause_step
+from airflow_spreader.core.split import DEFAULT_MAX_SPLIT_DEPTH, check_max_split_depth
 from airflow_spreader.core.timing import call_work, missing_work
 from airflow_spreader.cycle.model import BatchGroup
 from airflow_spreader.errors import SpreaderError
@@ -18,6 +19,7 @@ from airflow_spreader.hooks.source import SourceDatabaseHook
 from airflow_spreader.hooks.spreader import SpreaderHook
 from airflow_spreader.operators.timing import TimedWaits
 from airflow_spreader.sql.ledger import DEFAULT_LEDGER_TABLE, LedgerKey, RangeAlreadyDone, ledger_named
+from airflow_spreader.state.quarantine import Quarantine
 from airflow_spreader.state.records import ClaimedBatch
 from airflow_spreader.state.tracker import Tracker
 from airflow_spreader.triggers.backfill_wait import BackfillWaitTrigger
@@ -48,6 +50,10 @@ class SpreadBatchOperator(TimedWaits):
     table of the source database, so a range whose work committed is never run again, even when the
     worker died before Redis heard of it. ``ledger_table=None`` leaves the source database alone:
     then such a range is run again (at least once).
+
+    A range that fails its last try is split in two, each half re-queued as its own batch, until the failing
+    rows stand alone and are quarantined (state.quarantine); a range with no success ``max_split_depth``
+    levels down is kept whole as a failed range (0: never split).
     """
 
     ui_color = "#fef7e0"
@@ -65,6 +71,7 @@ class SpreadBatchOperator(TimedWaits):
         redis_conn_id: str = "redis_default",
         work: BatchWork | None = None,
         ledger_table: str | None = DEFAULT_LEDGER_TABLE,
+        max_split_depth: int = DEFAULT_MAX_SPLIT_DEPTH,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -74,6 +81,7 @@ class SpreadBatchOperator(TimedWaits):
         self.redis_conn_id = redis_conn_id
         self.work = work
         self.ledger_table = ledger_table
+        self.max_split_depth = check_max_split_depth(max_split_depth)
 
     @property
     def id_ranges(self) -> str:
@@ -149,8 +157,10 @@ class SpreadBatchOperator(TimedWaits):
             self.log.warning("Backfill %r: %d batches fell due while the DAG was paused: handed back, the next "
                              "cycle plans them first", self.backfill, outcome["handed_back"])
         if failures:
+            fate = " (last try: bisected to isolate the failing rows, see status)" if self.max_split_depth \
+                else " (kept as failed ranges)"
             raise BatchesFailed(f"{len(failures)} of {len(self.batches)} batches failed"
-                                f"{' (kept as failed ranges)' if final_try else ' (will be retried)'}: "
+                                f"{fate if final_try else ' (will be retried)'}: "
                                 + "; ".join(failures))
         return outcome
 
@@ -172,16 +182,20 @@ class SpreadBatchOperator(TimedWaits):
             self.log.warning("Batch %s: its work committed earlier (done-ledger); not running it again",
                              batch.id_range)
             tracker.complete(batch, done.rows)
+            Quarantine(tracker, self.max_split_depth).after_done(batch)
             metrics.batch_done(self.backfill, ids=batch.size, rows=done.rows, seconds=time.monotonic() - started)
             return "already_done"
         except Exception as error:
             message = f"{type(error).__name__}: {error}"
             self.log.exception("Batch %s failed (try %s)", batch.id_range, context["ti"].try_number)
-            tracker.fail(batch, message, final=final_try, attempt=attempt)
+            fate = Quarantine(tracker, self.max_split_depth).fail(batch, message, final=final_try, attempt=attempt)
+            if final_try:
+                self.log.warning("Batch %s failed its last try: %s", batch.id_range, fate)
             metrics.batch_failed(self.backfill, final=final_try)
             failures.append(f"{batch.id_range}: {message}")
             return "failed"
         tracker.complete(batch, rows)
+        Quarantine(tracker, self.max_split_depth).after_done(batch)
         metrics.batch_done(self.backfill, ids=batch.size, rows=rows, seconds=time.monotonic() - started)
         return "done"
 

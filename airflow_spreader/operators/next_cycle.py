@@ -22,7 +22,7 @@ from airflow_spreader.triggers.backfill_wait import BackfillWaitTrigger
 
 
 class FailedRangesRemain(SpreaderError, RuntimeError):
-    """Everything else is done; these ranges wait for a fix and a retry of the failed ranges."""
+    """Everything else is done; these ranges and keys wait for a fix and a retry of the failed ranges."""
 
 
 class NextCycleOperator(TimedWaits):
@@ -83,8 +83,9 @@ class NextCycleOperator(TimedWaits):
                 progress = view.progress
                 raise FailedRangesRemain(
                     f"Backfill {self.backfill!r}: all ranges done except {progress.batches_failed} failed "
-                    f"ones ({progress.ids_failed} ids); fix the work, then `airflow-spreader retry-failed "
-                    f"{self.backfill}` (or Tracker.retry_failed()) and trigger the DAG")
+                    f"ones ({progress.ids_failed} ids) and {progress.keys_quarantined} quarantined keys (poison "
+                    f"rows); fix the work, then `airflow-spreader retry-failed {self.backfill}` (or "
+                    "Tracker.retry_failed()) and trigger the DAG")
             if decision.step is Step.SETTLE and decision.until is not None:
                 self.log.info("All ids planned; waiting (deferred) for the %d batches in flight, or their lease "
                               "at %s", view.progress.in_flight, decision.until.isoformat())

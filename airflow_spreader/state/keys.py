@@ -56,6 +56,21 @@ class Keys:
         return self._key("failed")
 
     @property
+    def families(self) -> str:
+        """Hash: root range -> JSON of its bisection (core.split.Family): a failed range being split."""
+        return self._key("families")
+
+    @property
+    def quarantine(self) -> str:
+        """Hash: key -> JSON {error, attempts, quarantined_at, root}: rows isolated by bisection."""
+        return self._key("quarantine")
+
+    @property
+    def isolate_script_keys(self) -> list[str]:
+        """The keys isolate.lua touches, in its KEYS order."""
+        return [self.inflight, self.leases, self.failed, self.stats, self.families, self.quarantine, self.meta]
+
+    @property
     def stop(self) -> str:
         return self._key("stop")
 
@@ -86,4 +101,4 @@ class Keys:
 
     def all(self) -> list[str]:
         return [self.meta, self.stats, self.inflight, self.leases, self.failed, self.stop,
-                self.token_seq, self.done_by_minute, self.claims, self.claim_order]
+                self.token_seq, self.done_by_minute, self.claims, self.claim_order, self.families, self.quarantine]

@@ -138,6 +138,7 @@ class Progress:
     batches_failed: int = 0
     errors: int = 0
     attempts_lost: int = 0  # ranges planned again because their lease ran out (a task died), not handed back
+    keys_quarantined: int = 0  # poison rows isolated by bisecting failed ranges (state/quarantine.py)
     cycles: int = 0
     in_flight: int = 0
     started_at: datetime | None = None
@@ -206,8 +207,8 @@ class Progress:
 
     @property
     def finished(self) -> bool:
-        """Nothing left to plan, in flight, or failed."""
-        return self.exhausted and self.in_flight == 0 and self.batches_failed == 0
+        """Nothing left to plan, in flight, failed or quarantined."""
+        return self.exhausted and self.in_flight == 0 and self.batches_failed == 0 and self.keys_quarantined == 0
 
     @property
     def fraction_done(self) -> float:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from functools import cache
 from importlib import resources
 
-SCRIPT_NAMES = ("start", "claim", "begin", "complete", "release", "fail", "retry_failed", "follow", "skip")
+SCRIPT_NAMES = ("start", "claim", "begin", "complete", "release", "fail", "retry_failed", "follow", "skip",
+                "isolate")
 
 
 @cache

@@ -305,9 +305,18 @@ class Tracker:
                              self.clock(), batch.size, attempt))
 
     def retry_failed(self) -> int:
-        """Plan every failed range again, first thing at the next cycle. Returns how many."""
+        """Plan every failed range and quarantined key again, first thing at the next cycle. Returns how many."""
+        return sum(self.retry_failed_counts())
+
+    def retry_failed_counts(self) -> tuple[int, int]:
+        """``retry_failed``, answering the failed ranges and the quarantined keys it planned again."""
         k = self.keys
-        return int(self._run("retry_failed", [k.inflight, k.leases, k.failed, k.stats]))
+        ranges, keys = self._run("retry_failed", [k.inflight, k.leases, k.failed, k.stats, k.quarantine])
+        return int(ranges), int(keys)
+
+    def run_script(self, script: str, keys: Sequence[str], *args: Any) -> Any:
+        """Run one of the package's Lua scripts (state.scripts) on this backfill's Redis."""
+        return self._run(script, keys, *args)
 
     # -- reading ------------------------------------------------------------------------
 
@@ -334,7 +343,7 @@ class Tracker:
             rows_done=counters.get("rows_done", 0), ids_failed=counters.get("ids_failed", 0),
             ids_skipped=counters.get("ids_skipped", 0),
             batches_failed=counters.get("batches_failed", 0), errors=counters.get("errors", 0),
-            attempts_lost=counters.get("attempts_lost", 0),
+            attempts_lost=counters.get("attempts_lost", 0), keys_quarantined=counters.get("keys_quarantined", 0),
             cycles=counters.get("cycles", 0), in_flight=int(in_flight),
             started_at=from_epoch(meta.get("started_at")), last_activity=from_epoch(meta.get("last_activity")),
             counters=counters, passes=number("passes") or 1, pass_floor=number("pass_floor"),
@@ -361,11 +370,13 @@ class Tracker:
         pipe.hget(self.keys.meta, "cursor")
         pipe.hkeys(self.keys.inflight)
         pipe.hkeys(self.keys.failed)
-        cursor, in_flight, failed = pipe.execute()
+        pipe.hkeys(self.keys.families)  # a root being bisected covers its parked pieces
+        pipe.hkeys(self.keys.quarantine)
+        cursor, in_flight, failed, families, quarantined = pipe.execute()
         if cursor is None:
             return None
-        held = [IdRange.parse(text(key)).end_id for key in [*in_flight, *failed]]
-        return max([int(cursor), *held])
+        held = [IdRange.parse(text(key)).end_id for key in [*in_flight, *failed, *families]]
+        return max([int(cursor), *held, *(int(key) for key in quarantined)])
 
     def planned_until(self) -> float | None:
         """Epoch second at which the last claimed cycle's plan ends: where the next cycle may begin."""

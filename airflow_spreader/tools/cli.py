@@ -118,10 +118,11 @@ def run_go(console: Console) -> int:
 
 def run_retry_failed(console: Console) -> int:
     name = console.args.name
-    count = console.tracker(name).retry_failed()
-    console.emit({"backfill": name, "retried": count},
-                 f"{count} failed ranges of {name} are planned again first at the next cycle"
-                 + (f"; if its chain has ended: airflow dags trigger {console.dag_id}" if count else ""))
+    ranges, keys = console.tracker(name).retry_failed_counts()
+    count = ranges + keys
+    console.emit({"backfill": name, "retried": count, "ranges": ranges, "quarantined_keys": keys},
+                 f"{ranges} failed ranges and {keys} quarantined keys of {name} are planned again first at the "
+                 "next cycle" + (f"; if its chain has ended: airflow dags trigger {console.dag_id}" if count else ""))
     return 0
 
 
@@ -276,7 +277,8 @@ def build_parser() -> argparse.ArgumentParser:
     command("go", run_go, "clear the stop flag of NAME", dag_id=True)
     plan = command("plan", run_plan, "show the batches the next cycle would plan (time, begin id, end id)", dag_id=True)
     plan.add_argument("--dry-run", action="store_true", help="preview without claiming (required)")
-    command("retry-failed", run_retry_failed, "plan the failed ranges of NAME again, first", dag_id=True)
+    command("retry-failed", run_retry_failed, "plan the failed ranges and quarantined keys of NAME again, first",
+            dag_id=True)
     reset = command("reset", run_reset, "forget everything Redis holds about NAME and its checkpoint (asks for "
                     "confirmation)", dag_id=True)
     reset.add_argument("--yes", action="store_true", help="do not ask (needed without a terminal)")

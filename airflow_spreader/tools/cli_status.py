@@ -91,6 +91,7 @@ def render(status: BackfillStatus) -> str:
         lines.append(f"  failed    {failed.begin_id}-{failed.end_id}  {plural(failed.attempts, 'attempt')}  {error}")
     if len(status.failed) > FAILED_SHOWN:
         lines.append(f"  failed    ... {len(status.failed) - FAILED_SHOWN} more (see --json)")
+    lines += quarantine_lines(status)
     lines.append(f"  airflow   {airflow_text(status)}")
     return "\n".join(lines)
 
@@ -104,6 +105,21 @@ def passes_text(passes: dict[str, Any]) -> str:
     if passes["looked_at"]:
         return text + f"; no new rows above {passes['top']:,} at the last look"
     return text + ("; follows new rows above the top" if passes["follow_new_rows"] else "")
+
+
+def quarantine_lines(status: BackfillStatus) -> list[str]:
+    """The quarantined keys (poison rows), the first few with their error, and how many in all."""
+    count = status.progress.keys_quarantined
+    if not count:
+        return []
+    lines = [f"  quarantined {plural(count, 'key')} (poison rows: their batch was split until they stood alone; "
+             f"fix the work, then retry-failed {status.name})"]
+    for key in status.quarantined[:FAILED_SHOWN]:
+        error = (key.error.splitlines() or [""])[0][:100]
+        lines.append(f"  quarantine {key.key}  {plural(key.attempts, 'attempt')}  {error}")
+    if count > FAILED_SHOWN:
+        lines.append(f"  quarantine ... {count - FAILED_SHOWN:,} more (see --json)")
+    return lines
 
 
 def airflow_text(status: BackfillStatus) -> str:

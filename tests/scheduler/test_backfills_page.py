@@ -80,7 +80,9 @@ DAG_FILE = textwrap.dedent(
                                   {{"b": begin_id, "e": end_id}}).rowcount
 
 
+    # max_split_depth=0: the failing top range stays one failed range, for the page to show
     dag = backfill_dag("{DAG_ID}", table="items", source_conn_id="spreader_page_source", work=work, retries=0,
+                       max_split_depth=0,
                        initial_config={{"batch_size": {BATCH}, "duration": 10, "per_second_on_peak": 1.0,
                                         "per_second_off_peak": 1.0, "max_tasks_per_cycle": 2}})
     '''

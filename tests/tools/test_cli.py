@@ -74,7 +74,8 @@ def test_retry_failed_plans_the_failed_ranges_again(live: Tracker, redis_url: st
     live.fail(batch, "ValueError: boom", final=True)
     assert len(live.failed_ranges()) == 1
     assert run("retry-failed", live.name, "--json", url=redis_url) == 0
-    assert json.loads(capsys.readouterr().out) == {"backfill": live.name, "retried": 1}
+    assert json.loads(capsys.readouterr().out) == {"backfill": live.name, "retried": 1, "ranges": 1,
+                                                   "quarantined_keys": 0}
     assert live.failed_ranges() == []
     assert batch.id_range in live.in_flight()
 

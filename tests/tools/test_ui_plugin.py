@@ -92,3 +92,34 @@ def test_the_page_reads_a_backfill_named_apart_from_its_dag_through_the_dag_it_r
     finally:
         Variable.delete(config_variable(dag_id))
         tracker.reset()
+
+
+def test_the_page_lists_the_quarantined_keys_with_their_errors_and_count_bounded(
+        redis_url: str, redis_client: redis.Redis, backfill_name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ranges of one key that fail their last try are quarantined: the page's JSON (and the text status)
+    counts all of them and lists the first ``QUARANTINE_LISTED``, lowest first."""
+    from airflow_spreader.state.quarantine import Quarantine
+    from airflow_spreader.tools.cli_status import render
+    from airflow_spreader.tools.readmodel.sources import NoAirflow
+    from airflow_spreader.tools.readmodel.status import QUARANTINE_LISTED, gather
+    from airflow_spreader.tools.ui.api import Backfills
+
+    monkeypatch.setenv("REDIS_URL", redis_url)
+    tracker = Tracker(backfill_name, redis_client)
+    tracker.start(max_id=150)
+    claim = tracker.claim_cycle(batch_size=1, per_second=150, duration=1, begin_at=NOW, lease_seconds=600)
+    try:
+        quarantine = Quarantine(tracker)
+        for batch in claim.batches:
+            tracker.begin(batch)
+            assert quarantine.fail(batch, f"ValueError: bad row {batch.begin_id}", final=True) == "quarantine"
+        data = Backfills("redis_default").status(tracker, NoAirflow(), NOW)
+        assert data["state"] == "failed" and data["progress"]["keys_quarantined"] == 150
+        assert (data["quarantine"]["count"], data["quarantine"]["listed"]) == (150, QUARANTINE_LISTED)
+        listed = data["quarantine"]["keys"]
+        assert [k["key"] for k in listed] == list(range(1, QUARANTINE_LISTED + 1))
+        assert all(k["error"] == f"ValueError: bad row {k['key']}" and k["attempts"] == 1 for k in listed)
+        text = render(gather(tracker, NoAirflow(), backfill_name, NOW, 15))
+        assert "quarantined 150 keys" in text and "quarantine ... 145 more (see --json)" in text
+    finally:
+        tracker.reset()

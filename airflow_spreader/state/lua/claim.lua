@@ -38,6 +38,8 @@ for i = 0, count - 1 do
     if old.token ~= 0 then lost = lost + 1 end
     entry.attempts = old.attempts or 0
     entry.error = old.error
+    entry.root = old.root  -- a piece of a failed range being bisected (state/quarantine.py)
+    entry.depth = old.depth
   end
   redis.call('HSET', KEYS[3], range, cjson.encode(entry))
   redis.call('ZADD', KEYS[2], run_at + lease, range)

@@ -3,7 +3,8 @@
 Everything is read once into a :class:`BackfillStatus`: ``airflow-spreader status`` renders it as text
 or JSON, and the Backfills page serves the same JSON. Redis
 alone gives the progress and the pace; the rate in force and the ETA need the configuration,
-and "paused" needs the DAG, both from Airflow: without them the report says what is missing.
+and "paused" needs the DAG, both from Airflow: without them the report says what is missing. Quarantined
+keys (poison rows isolated by bisection) are listed up to ``QUARANTINE_LISTED``, with their count.
 """
 
 from __future__ import annotations
@@ -15,9 +16,13 @@ from zoneinfo import ZoneInfo
 
 from airflow_spreader.core.config import SpreadConfig
 from airflow_spreader.core.eta import Eta, Observed, estimate, ids_per_second, observe
+from airflow_spreader.state.quarantine import Quarantine, QuarantinedKey
 from airflow_spreader.state.records import FailedRange, Progress
 from airflow_spreader.state.tracker import Tracker
 from airflow_spreader.tools.readmodel.sources import AirflowSource, Lookup
+
+#: Quarantined keys listed in the status (JSON and page); the count is always the whole one.
+QUARANTINE_LISTED = 100
 
 
 def display_zone(config: SpreadConfig | None) -> tzinfo:
@@ -27,15 +32,15 @@ def display_zone(config: SpreadConfig | None) -> tzinfo:
 
 def state_of(progress: Progress, paused: bool | None, halted: bool = False, following: bool = False) -> str:
     """running, paused, stopped, halted (the last plan failed for good), done, failed (only failed ranges
-    left), or not started. ``following``: with follow_new_rows, "done" waits for the look at MAX that ends
-    the passes."""
+    left, or quarantined keys left), or not started. ``following``: with follow_new_rows, "done" waits for
+    the look at MAX that ends the passes."""
     if progress.finished and not (following and not progress.looked_after_last_batch):
         return "done"
     if halted:
         return "halted"
     if not progress.started:
         return "not started"
-    if progress.exhausted and progress.in_flight == 0 and progress.batches_failed:
+    if progress.exhausted and progress.in_flight == 0 and (progress.batches_failed or progress.keys_quarantined):
         return "failed"
     if progress.stopped:
         return "stopped"
@@ -71,6 +76,8 @@ class BackfillStatus:
     config: Lookup[SpreadConfig]
     paused: Lookup[bool]
     halt: Halt | None = None
+    #: ``QUARANTINE_LISTED`` quarantined keys, the lowest ones (``progress.keys_quarantined`` counts all).
+    quarantined: tuple[QuarantinedKey, ...] = ()
 
     @property
     def name(self) -> str:
@@ -104,16 +111,17 @@ class BackfillStatus:
             return Eta("unknown", None, "not started: the DAG's first run captures the table's bounds")
         if self.config.value is None:
             return Eta("unknown", None, f"needs the configuration: {self.config.problem}")
+        failed = p.ids_failed + p.keys_quarantined
         if p.counts_rows:  # batches of batch_size rows: the planner's ids/s are rows/s; the ids pace says nothing
             left = 0 if p.exhausted and p.in_flight == 0 else max(1, p.rows_total - p.rows_done)
-            eta = estimate(self.config.value, self.now, remaining_ids=left, failed_ids=p.ids_failed,
+            eta = estimate(self.config.value, self.now, remaining_ids=left, failed_ids=failed,
                            stopped=p.stopped, paused=self.paused.value is True)
             return Eta(eta.state, eta.finish, f"{eta.reason}, for about {left:,} rows left of an estimated "
                                               f"{p.rows_total:,}" if eta.state == "estimated" else eta.reason,
                        eta.efficiency)
-        remaining = max(0, p.total_ids - p.ids_done - p.ids_failed - p.ids_skipped)
+        remaining = max(0, p.total_ids - p.ids_done - failed - p.ids_skipped)
         return estimate(self.config.value, self.now, remaining_ids=remaining,
-                        failed_ids=p.ids_failed, stopped=p.stopped, paused=self.paused.value is True,
+                        failed_ids=failed, stopped=p.stopped, paused=self.paused.value is True,
                         observed=self.observed)
 
     @property
@@ -157,6 +165,8 @@ class BackfillStatus:
             "passes": self.passes(), "in_force": self.in_force(), "eta": self.eta.to_dict(self.now),
             "failed_ranges": [{"begin_id": f.begin_id, "end_id": f.end_id, "attempts": f.attempts, "error": f.error,
                                "failed_at": f.failed_at.isoformat() if f.failed_at else None} for f in self.failed],
+            "quarantine": {"count": self.progress.keys_quarantined, "listed": len(self.quarantined),
+                           "keys": [q.to_dict() for q in self.quarantined]},
             "airflow": {"paused": self.paused.value, "paused_problem": self.paused.problem,
                         "config_problem": self.config.problem},
         }
@@ -168,6 +178,7 @@ def gather(tracker: Tracker, airflow: AirflowSource, dag_id: str, now: datetime,
     return BackfillStatus(
         halt=None if halted is None else Halt(halted[0], halted[1], tracker.name, dag_id),
         dag_id=dag_id, now=now, progress=progress, failed=tracker.failed_ranges(),
+        quarantined=tuple(Quarantine(tracker).quarantined(QUARANTINE_LISTED)),
         observed=observe(tracker.done_per_minute(), now, minutes=window_minutes, started_at=progress.started_at),
         config=airflow.config(dag_id), paused=airflow.is_paused(dag_id),
     )

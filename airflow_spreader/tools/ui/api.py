@@ -5,7 +5,8 @@
 - ``GET  /spreader/api/backfills``: every backfill started in Redis whose DAG the user may read, and
   ``GET /spreader/api/backfills/{name}`` one of them. Each is the object that
   ``airflow-spreader status NAME --json`` prints, built by the same read model
-  (:mod:`airflow_spreader.tools.readmodel`), plus ``history`` (ids per second, minute by minute) and ``can_edit``.
+  (:mod:`airflow_spreader.tools.readmodel`: failed ranges, quarantined keys with their count), plus ``history``
+  (ids per second, minute by minute) and ``can_edit``.
 - ``POST /spreader/api/backfills/{name}/stop`` and ``/go``: the console's ``stop`` and ``go``.
 
 Authentication and authorization are Airflow's own: the user comes from the api-server's JWT (the UI's

@@ -5,6 +5,7 @@ Each increments a counter column per row, so tests can check every id was proces
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from datetime import timedelta
@@ -86,3 +87,21 @@ plan_retry_backfill = backfill_dag("spreader_test_plan_retry", table=TABLE, sour
                                    work=bump_counter, retries=0, control_retries=1,
                                    retry_delay=timedelta(seconds=1))
 plan_retry_backfill.task_dict["plan"].__class__ = PlanFailsAfterClaim  # the factory takes no plan class
+
+
+class PoisonRow(ValueError):
+    """A row the work cannot process (until the "fix": the file of poison ids is deleted)."""
+
+
+def bump_unless_poison(connection: sa.Connection, begin_id: int, end_id: int) -> int:
+    """Raises on the ids listed in ``$AIRFLOW_HOME/poison-ids.json`` while that file exists."""
+    listed = Path(os.environ["AIRFLOW_HOME"]) / "poison-ids.json"
+    bad = [key for key in (json.loads(listed.read_text()) if listed.exists() else []) if begin_id <= key <= end_id]
+    if bad:
+        raise PoisonRow(f"row {min(bad)} cannot be processed")
+    return bump_counter(connection, begin_id, end_id)
+
+
+poison_backfill = backfill_dag("spreader_test_poison", table=TABLE, source_conn_id="spreader_test_poison",
+                               work=bump_unless_poison, retries=0, control_retries=0, max_split_depth=2,
+                               retry_delay=timedelta(seconds=1))

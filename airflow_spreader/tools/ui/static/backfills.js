@@ -120,6 +120,18 @@ function passesLine(s) {
   return text + (s.follow_new_rows ? "; follows new rows above the top" : "");
 }
 
+function quarantineTable(q) {
+  if (!q || !q.count) return el("span", {"data-field": "quarantine-none", text: "none"});
+  const rows = q.keys.slice(0, FAILED_SHOWN).map((k) => el("tr", {"data-field": "quarantined-key"},
+    el("td", {"data-field": "key", text: k.key}),
+    el("td", {"data-field": "attempts", text: k.attempts}),
+    el("td", {class: "error", text: (k.error || "").split("\n")[0].slice(0, 300)})));
+  const more = q.count > FAILED_SHOWN ? el("p", {class: "muted", text: `... ${q.count - FAILED_SHOWN} more`}) : null;
+  return el("div", {}, el("table", {class: "failed"},
+    el("thead", {}, el("tr", {}, el("th", {text: "key"}), el("th", {text: "attempts"}), el("th", {text: "error"}))),
+    el("tbody", {}, rows)), more);
+}
+
 function card(b) {
   const p = b.progress, zone = b.in_force ? b.in_force.timezone : "UTC";
   const stopped = p.stopped, editable = b.can_edit;
@@ -150,7 +162,9 @@ function card(b) {
     el("div", {class: "muted", text: "ids per second, minute by minute (dashed: the rate in force)"}),
     chart(b.history || [], b.in_force ? b.in_force.ids_per_second : null),
     el("h3", {text: `failed ranges (${b.failed_ranges.length})`}),
-    failedTable(b.failed_ranges));
+    failedTable(b.failed_ranges),
+    el("h3", {text: `quarantined keys: poison rows (${b.quarantine ? b.quarantine.count : 0})`}),
+    quarantineTable(b.quarantine));
 }
 
 function say(text, error) {
