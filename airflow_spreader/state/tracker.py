@@ -20,16 +20,7 @@ import redis
 from redis.commands.core import Script
 
 from airflow_spreader.core.carving import Carve, id_carver
-from airflow_spreader.core.planner import (
-    Batch,
-    IdRange,
-    Number,
-    Rate,
-    cycle_end,
-    rate_at,
-    schedule,
-    slot_offsets,
-)
+from airflow_spreader.core.planner import Batch, IdRange, Number, Rate, cycle_end, rate_at, schedule, slot_offsets
 from airflow_spreader.errors import SpreaderError
 from airflow_spreader.state import scripts
 from airflow_spreader.state.keys import REGISTRY_KEY, Keys, validate_claim_id, validate_name
@@ -48,6 +39,7 @@ from airflow_spreader.state.records import (
 MINUTE_BUCKETS_TTL = 86_400
 MAX_CLAIM_RETRIES = 100
 CLAIMS_KEPT = 8  # recorded claims (DAG runs) a retry can still find; a record is 27-53 bytes a batch
+
 
 def text(value: bytes | str) -> str:
     """Redis answers bytes unless the client decodes; accept both."""
