@@ -6,17 +6,20 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from airflow.sdk import DAG
+from airflow.sdk import DAG, Asset
 from airflow.sdk.definitions.param import Param
 
-from airflow_spreader.core.names import config_variable, validate_name
+from airflow_spreader.core.names import asset_uri, config_variable, validate_name
 from airflow_spreader.core.timing import missing_work
+from airflow_spreader.cycle.verify import DEFAULT_SPAN_BATCHES
 from airflow_spreader.hooks.airflow_api import DEFAULT_API_CONN_ID
 from airflow_spreader.operators.batch import BatchWork, SpreadBatchOperator
+from airflow_spreader.operators.finished import BackfillFinishedOperator
 from airflow_spreader.operators.next_cycle import NextCycleOperator
 from airflow_spreader.operators.plan import PlanCycleOperator
 from airflow_spreader.operators.report import CycleReportOperator
 from airflow_spreader.sql.ledger import DEFAULT_LEDGER_TABLE
+from airflow_spreader.sql.pending import PendingPredicate
 
 
 def backfill_dag(
@@ -37,6 +40,9 @@ def backfill_dag(
     check_pool: bool = True,
     ledger_table: str | None = DEFAULT_LEDGER_TABLE,
     api_conn_id: str | None = DEFAULT_API_CONN_ID,
+    pending: PendingPredicate | None = None,
+    pending_span_batches: int = DEFAULT_SPAN_BATCHES,
+    asset: Asset | None = None,
     **dag_kwargs: Any,
 ) -> DAG:
     """Build the DAG of one backfill: each run is one cycle.
@@ -60,10 +66,23 @@ def backfill_dag(
         through the api-server's REST API when its auth manager asks for a login (its host, if set, is the
         api-server's address; else ``[api] base_url``). Without it the check goes unauthenticated, and a
         refusal (401/403) fails the plan saying so; ``check_pool=False`` skips the check.
+    :param pending: which rows still need the work, as an SQL ``WHERE`` fragment on the table
+        (``"email_normalized IS NULL"``) or a SQLAlchemy boolean clause. Once every range is done the
+        backfill counts those rows (``pending_span_batches x batch_size`` ids per count query, at most one
+        query per batch slot of a cycle) and is finished only when none remain; otherwise the final run
+        fails "incomplete" with the ranges, and ``airflow-spreader redo-pending NAME`` plans them again.
+        Leave out of it the rows the work skips on purpose. Checked at every plan: a predicate that does
+        not run on the table fails the plan, and nothing is planned.
+    :param asset: the Asset the ``finished`` task emits an event for when the backfill finishes (verified,
+        with ``pending``), once; default ``backfill_asset(backfill)``, ``airflow-spreader://<backfill>``.
     """
     if work is None and batch_operator is SpreadBatchOperator:
         raise missing_work(f"backfill_dag({dag_id!r})", "a batch_operator subclass")
     name = validate_name(backfill or dag_id)
+    if pending_span_batches < 1:
+        raise ValueError(f"pending_span_batches must be an integer >= 1, got {pending_span_batches!r}")
+    if asset is not None and not isinstance(asset, Asset):
+        raise TypeError(f"asset must be an airflow.sdk.Asset, got {type(asset).__name__} {asset!r}")
     pool = pool or dag_id
     dag_kwargs.setdefault("schedule", None)
     dag_kwargs.setdefault("start_date", datetime(2024, 1, 1, tzinfo=timezone.utc))
@@ -78,7 +97,7 @@ def backfill_dag(
             task_id="plan", backfill=name, table=table, key=key, source_conn_id=source_conn_id,
             redis_conn_id=redis_conn_id, config_variable=config_variable(dag_id), initial_config=initial_config,
             batch_pool=pool if check_pool else None, ledger_table=ledger_table, api_conn_id=api_conn_id,
-            retries=control_retries,
+            retries=control_retries, pending=pending, pending_span_batches=pending_span_batches,
             retry_delay=retry_delay,
         )
         batches = batch_operator.partial(
@@ -89,12 +108,21 @@ def backfill_dag(
         ).expand_kwargs(plan.output)
         chain = NextCycleOperator(task_id="next_cycle", backfill=name, redis_conn_id=redis_conn_id,
                                   config_variable=config_variable(dag_id), trigger_rule="all_done",
-                                  retries=control_retries, retry_delay=retry_delay)
+                                  retries=control_retries, retry_delay=retry_delay, verify=pending is not None)
         report = CycleReportOperator(task_id="report", trigger_rule="all_done", backfill=name,
                                      config_variable=config_variable(dag_id), redis_conn_id=redis_conn_id)
+        finished = BackfillFinishedOperator(task_id="finished", backfill=name, outlets=[asset or backfill_asset(name)],
+                                            retries=control_retries, retry_delay=retry_delay)
         plan >> batches >> report
-        plan >> chain
+        plan >> chain >> finished
     return dag
+
+
+def backfill_asset(backfill: str) -> Asset:
+    """The default Asset of a backfill, ``airflow-spreader://<backfill>`` (its name and URI): schedule a
+    downstream DAG on it (``schedule=[backfill_asset("users_backfill")]``) to run once the table is done."""
+    uri = asset_uri(backfill)
+    return Asset(name=uri, uri=uri)
 
 
 def _doc(name: str, table: str, pool: str, dag_id: str) -> str:

@@ -13,13 +13,17 @@ from airflow.sdk.exceptions import AirflowFailException
 from airflow_spreader import metrics
 from airflow_spreader.core.config import ConfigError, SpreadConfig
 from airflow_spreader.cycle.plan import plan_next_cycle, start_backfill
+from airflow_spreader.cycle.verify import DEFAULT_SPAN_BATCHES, verify_round
 from airflow_spreader.errors import SpreaderError
 from airflow_spreader.hooks import checkpoint
 from airflow_spreader.hooks.airflow_api import DEFAULT_API_CONN_ID, AirflowApiError, AirflowApiHook
 from airflow_spreader.hooks.source import SourceDatabaseHook
 from airflow_spreader.hooks.spreader import SpreaderHook
 from airflow_spreader.sql.ledger import DEFAULT_LEDGER_TABLE, ledger_named
+from airflow_spreader.sql.pending import Pending, PendingPredicate, check_pending, count_pending
 from airflow_spreader.sql.table import SourceTable, TableError, inspect_table
+from airflow_spreader.state.tracker import Tracker
+from airflow_spreader.state.verification import Verification
 
 CYCLE_XCOM_KEY = "cycle"
 
@@ -59,6 +63,8 @@ class PlanCycleOperator(BaseOperator):
         batch_pool: str | None = None,
         ledger_table: str | None = DEFAULT_LEDGER_TABLE,
         api_conn_id: str | None = DEFAULT_API_CONN_ID,
+        pending: PendingPredicate | None = None,
+        pending_span_batches: int = DEFAULT_SPAN_BATCHES,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -71,6 +77,8 @@ class PlanCycleOperator(BaseOperator):
         self.config_variable = config_variable
         self.initial_config = dict(initial_config or {})
         self.batch_pool = batch_pool
+        self.pending = None if pending is None else Pending(self.table, pending)
+        self.pending_span_batches = pending_span_batches
 
     def load_config(self) -> SpreadConfig:
         """The Variable's configuration; a missing Variable is created so that it shows in the UI."""
@@ -106,6 +114,18 @@ class PlanCycleOperator(BaseOperator):
         if self.ledger_table:
             ledger_named(self.ledger_table).ensure(SourceDatabaseHook(self.source_conn_id).get_conn())
 
+    def verify(self, tracker: Tracker, config: SpreadConfig, begin_at: datetime) -> None:
+        """Once the walk is over, count this cycle's spans of pending rows (cycle.verify.verify_round)."""
+        pending = self.pending
+        assert pending is not None
+        engine = SourceDatabaseHook(self.source_conn_id).get_conn()
+        state = verify_round(tracker, lambda begin_id, end_id: count_pending(engine, pending, begin_id, end_id),
+                             config, begin_at, span_batches=self.pending_span_batches)
+        if state is not None:
+            self.log.info("Verification of %r (pending: %s): %s", self.backfill, pending.text,
+                          "verified, no row pending" if state.verified else state.describe() if state.complete
+                          else f"counted down to {state.cursor}, {state.pending_rows} rows pending so far")
+
     def execute(self, context: Context) -> list[dict[str, Any]]:
         try:
             planned = self.plan(context)
@@ -138,6 +158,9 @@ class PlanCycleOperator(BaseOperator):
             raise TrackerUnavailable(f"cannot reach the Redis of connection {self.redis_conn_id!r} "
                                      f"(backfill {self.backfill!r}): {error}") from error
         self.check_pool()
+        if self.pending is not None:  # a predicate that does not run on the table plans nothing
+            check_pending(SourceDatabaseHook(self.source_conn_id).get_conn(), self.pending)
+            Verification(tracker).want()
         tracker.record_dag(context["ti"].dag_id)
         if not started:
             saved = checkpoint.load(self.config_variable)
@@ -159,6 +182,8 @@ class PlanCycleOperator(BaseOperator):
         summary = cycle.summary
         metrics.cycle_planned(self.backfill, batches=summary.batches, cursor=summary.cursor_after,
                               per_second=summary.per_second)
+        if self.pending is not None and not summary.stopped and summary.batches == 0:
+            self.verify(tracker, config, summary.begin_at)
         checkpoint.save(self.config_variable, tracker)
         context["ti"].xcom_push(key=CYCLE_XCOM_KEY, value=summary.to_xcom())
         if summary.stopped:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from functools import cache
 from importlib import resources
 
-SCRIPT_NAMES = ("start", "claim", "begin", "complete", "release", "fail", "retry_failed")
+SCRIPT_NAMES = ("start", "claim", "begin", "complete", "release", "fail", "retry_failed", "verify_record",
+                "verify_redo", "verify_next")
 
 
 @cache

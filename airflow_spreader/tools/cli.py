@@ -20,7 +20,7 @@ from airflow_spreader.core.config import ConfigError
 from airflow_spreader.core.names import checkpoint_variable, config_variable
 from airflow_spreader.state.checkpoint import Checkpoint
 from airflow_spreader.state.tracker import Tracker, TrackerError
-from airflow_spreader.tools import cli_config, cli_resume, cli_status
+from airflow_spreader.tools import cli_config, cli_redo, cli_resume, cli_status
 from airflow_spreader.tools.cli_errors import CliError
 from airflow_spreader.tools.readmodel import status as status_model
 from airflow_spreader.tools.readmodel.sources import (
@@ -272,6 +272,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "whole configuration is validated before the Variable is written")
     config.add_argument("--replace", metavar="JSON", help="replace the whole Variable with this JSON object (fields "
                         "left out take their defaults), validated first; repairs a Variable whose JSON is broken")
+    redo = command("redo-pending", cli_redo.run_redo_pending, "plan again the ranges where the verification found "
+                   "rows pending (the DAG's pending=), then trigger the DAG", dag_id=True)
+    redo.add_argument("--no-trigger", action="store_true", help="plan them, trigger nothing")
     command("resume", cli_resume.run_resume, "after a halt (the last plan failed for good): check the Variable, "
             "clear the halt and trigger a new run of the DAG", dag_id=True)
     return parser

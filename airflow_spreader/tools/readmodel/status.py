@@ -17,6 +17,7 @@ from airflow_spreader.core.config import SpreadConfig
 from airflow_spreader.core.eta import Eta, Observed, estimate, ids_per_second, observe
 from airflow_spreader.state.records import FailedRange, Progress
 from airflow_spreader.state.tracker import Tracker
+from airflow_spreader.state.verification import Verification, VerificationState
 from airflow_spreader.tools.readmodel.sources import AirflowSource, Lookup
 
 
@@ -25,11 +26,15 @@ def display_zone(config: SpreadConfig | None) -> tzinfo:
     return ZoneInfo(config.on_peak_timezone if config else "UTC")
 
 
-def state_of(progress: Progress, paused: bool | None, halted: bool = False) -> str:
+def state_of(progress: Progress, paused: bool | None, halted: bool = False,
+             verification: VerificationState | None = None) -> str:
     """running, paused, stopped, halted (the last plan failed for good), done, failed (only failed ranges
-    left), or not started."""
+    left), not started; with a ``pending`` predicate, once every range is done: verifying (counting the
+    rows still pending), incomplete (rows remain: redo-pending) or done (none)."""
     if progress.finished:
-        return "done"
+        if verification is None or verification.verified:
+            return "done"
+        return "incomplete" if verification.incomplete else "verifying"
     if halted:
         return "halted"
     if not progress.started:
@@ -70,6 +75,8 @@ class BackfillStatus:
     config: Lookup[SpreadConfig]
     paused: Lookup[bool]
     halt: Halt | None = None
+    #: None when the DAG has no ``pending`` predicate.
+    verification: VerificationState | None = None
 
     @property
     def name(self) -> str:
@@ -77,7 +84,7 @@ class BackfillStatus:
 
     @property
     def state(self) -> str:
-        return state_of(self.progress, self.paused.value, self.halt is not None)
+        return state_of(self.progress, self.paused.value, self.halt is not None, self.verification)
 
     @property
     def zone(self) -> tzinfo:
@@ -102,6 +109,8 @@ class BackfillStatus:
             return Eta("unknown", None, "not started: the DAG's first run captures the table's bounds")
         if self.config.value is None:
             return Eta("unknown", None, f"needs the configuration: {self.config.problem}")
+        if p.finished and self.state in ("verifying", "incomplete"):
+            return Eta("unknown", None, f"every range is done; {self.verification_text}")
         return estimate(self.config.value, self.now, remaining_ids=max(0, p.total_ids - p.ids_done - p.ids_failed),
                         failed_ids=p.ids_failed, stopped=p.stopped, paused=self.paused.value is True,
                         observed=self.observed)
@@ -110,6 +119,22 @@ class BackfillStatus:
     def attempts_lost(self) -> int:
         """Attempts whose lease ran out (a task died or was killed): their ranges were planned again."""
         return self.progress.counters.get("attempts_lost", 0)
+
+    @property
+    def verification_text(self) -> str:
+        """Where the verification stands, in words ('' without a ``pending`` predicate)."""
+        v = self.verification
+        if v is None:
+            return ""
+        again = f" (pass {v.passes + 1})" if v.passes else ""
+        if v.verified:
+            return f"verified: no row pending{again}"
+        if v.incomplete:
+            return (f"incomplete: {v.describe()}; fix the work, then airflow-spreader redo-pending {self.name}"
+                    + (f" --dag-id {self.dag_id}" if self.dag_id != self.name else ""))
+        if v.cursor is None:
+            return f"verification waits for every range to be done{again}"
+        return f"verifying{again}: counted down to id {v.cursor:,}, {v.pending_rows:,} rows pending so far"
 
     def in_force(self) -> dict[str, Any] | None:
         """The rate in force now and when it changes, or None without the configuration."""
@@ -135,6 +160,8 @@ class BackfillStatus:
             "in_force": self.in_force(), "eta": self.eta.to_dict(self.now),
             "failed_ranges": [{"begin_id": f.begin_id, "end_id": f.end_id, "attempts": f.attempts, "error": f.error,
                                "failed_at": f.failed_at.isoformat() if f.failed_at else None} for f in self.failed],
+            "verification": None if self.verification is None else {**self.verification.to_dict(),
+                                                                    "message": self.verification_text},
             "airflow": {"paused": self.paused.value, "paused_problem": self.paused.problem,
                         "config_problem": self.config.problem},
         }
@@ -143,7 +170,9 @@ class BackfillStatus:
 def gather(tracker: Tracker, airflow: AirflowSource, dag_id: str, now: datetime, window_minutes: int) -> BackfillStatus:
     progress = tracker.progress()
     halted = tracker.halt()
+    verification = Verification(tracker).state()
     return BackfillStatus(
+        verification=verification if verification.wanted else None,
         halt=None if halted is None else Halt(halted[0], halted[1], tracker.name, dag_id),
         dag_id=dag_id, now=now, progress=progress, failed=tracker.failed_ranges(),
         observed=observe(tracker.done_per_minute(), now, minutes=window_minutes, started_at=progress.started_at),
