@@ -24,7 +24,9 @@ SOURCE_URLS = {"sqlite": f"sqlite:///{AIRFLOW_HOME / 'source.db'}", "subclass": 
                "postgres": POSTGRES_URL, "mariadb": MARIADB_URL,
                "dies": f"sqlite:///{AIRFLOW_HOME / 'dies.db'}",
                "dies_unledgered": f"sqlite:///{AIRFLOW_HOME / 'dies-unledgered.db'}",
-               "plan_retry": f"sqlite:///{AIRFLOW_HOME / 'plan-retry.db'}"}
+               "plan_retry": f"sqlite:///{AIRFLOW_HOME / 'plan-retry.db'}",
+               "verify": f"sqlite:///{AIRFLOW_HOME / 'verify.db'}",
+               "bad_pending": f"sqlite:///{AIRFLOW_HOME / 'bad-pending.db'}"}
 TABLE = "spreader_items"
 
 

@@ -1,0 +1,127 @@
+"""Verification before "done" and the Asset event, under dag.test() (issue 16, parts 2 and 4).
+
+A work that silently leaves rows undone is caught by ``pending``: the final run fails "incomplete" with the
+ranges, and emits no Asset event; ``redo-pending`` plans exactly those ranges again, the next cycles do
+them and count again, and the backfill finishes, verified, with one Asset event, which queues a run of
+the DAG scheduled on it, once.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from airflow_spreader.core.planner import IdRange
+from airflow_spreader.state.verification import Verification
+from airflow_spreader.tools import cli
+from airflow_spreader.tools.readmodel.sources import NoAirflow
+from airflow_spreader.tools.readmodel.status import gather
+from tests.airflow.conftest import Source
+from tests.conftest import AIRFLOW_HOME, TESTS, load_dag_file
+
+pytestmark = pytest.mark.airflow
+
+#: 10 batches of 10 ids a cycle; verification spans of 2 batches (20 ids): 10 count queries, one cycle.
+CONFIG = {"batch_size": 10, "duration": 1, "per_second_on_peak": 10, "per_second_off_peak": 10,
+          "max_tasks_per_cycle": 2}
+ASSET_URI = "airflow-spreader://spreader_test_verify/"
+DOWNSTREAM = "spreader_test_downstream"
+
+
+def dags() -> Any:
+    return load_dag_file(TESTS / "airflow" / "dags" / "spreader_test_verify.py")
+
+
+def run_cycle(dag: Any) -> str:
+    return str(dag.test().state)
+
+
+def asset_events() -> int:
+    """The Asset events recorded for the backfill's default Asset (server side: the test is not a task)."""
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        return int(session.scalar(sa.select(sa.func.count()).select_from(AssetEvent).join(
+            AssetModel, AssetModel.id == AssetEvent.asset_id).where(AssetModel.uri == ASSET_URI)) or 0)
+
+
+def queued_downstream_runs() -> int:
+    """The downstream DAG's AssetDagRunQueue entries: the scheduler makes a run of each."""
+    from airflow.models.asset import AssetDagRunQueue
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        return int(session.scalar(sa.select(sa.func.count()).select_from(AssetDagRunQueue).where(
+            AssetDagRunQueue.target_dag_id == DOWNSTREAM)) or 0)
+
+
+def forget_downstream_queue() -> None:
+    from airflow.models.asset import AssetDagRunQueue
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        session.execute(sa.delete(AssetDagRunQueue).where(AssetDagRunQueue.target_dag_id == DOWNSTREAM))
+
+
+def skip_rows(*ids: int) -> None:
+    """The work leaves these rows undone (and says nothing); no ids: the work is fixed."""
+    flag = AIRFLOW_HOME / "skip-rows"
+    if ids:
+        flag.write_text(" ".join(map(str, ids)))
+    else:
+        flag.unlink(missing_ok=True)
+
+
+@pytest.mark.parametrize("source", ["verify"], indirect=True)
+def test_rows_left_undone_fail_the_run_incomplete_and_redo_pending_completes_them(
+        source: Source, redis_url: str) -> None:
+    dag = dags().verify_backfill
+    source.create(200)
+    source.set_config(**CONFIG)
+    skip_rows(33, 34, 150)
+    forget_downstream_queue()
+    events_before = asset_events()
+    try:
+        assert run_cycle(dag) == "success"  # ids 101-200
+        assert run_cycle(dag) == "success"  # ids 1-100: every range done, the chain starts the counting cycle
+        assert source.tracker.progress().finished
+        assert run_cycle(dag) == "failed", "the final run fails: rows are pending"
+
+        state = Verification(source.tracker).state()
+        assert state.incomplete and state.pending_rows == 3
+        assert [(p.begin_id, p.end_id, p.rows) for p in state.pending] == [(150, 150, 1), (33, 34, 2)]
+        status = gather(source.tracker, NoAirflow(), source.dag_id, source.tracker.progress().started_at, 15)
+        assert status.state == "incomplete"
+        assert status.to_dict()["verification"]["pending_rows"] == 3
+        assert "3 rows pending in these ranges: 150-150 (1), 33-34 (2)" in status.verification_text
+        assert asset_events() == events_before and queued_downstream_runs() == 0, "an incomplete run emitted"
+
+        skip_rows()  # the work is fixed
+        assert cli.main(["redo-pending", source.dag_id, "--redis-url", redis_url, "--no-trigger"]) == 0
+        assert set(source.tracker.in_flight()) == {IdRange(33, 34), IdRange(150, 150)}, "exactly those ranges"
+
+        assert run_cycle(dag) == "success"  # the two ranges, then the chain starts counting again
+        assert run_cycle(dag) == "success"  # counted: nothing pending, finished
+        assert Verification(source.tracker).state().verified
+        assert set(source.counters().values()) == {1}, "every row done exactly once, the pending ones too"
+        assert asset_events() == events_before + 1
+        assert queued_downstream_runs() == 1, "the DAG scheduled on the backfill's Asset is queued"
+
+        assert run_cycle(dag) == "success"  # a run after the end finds it finished: no second event
+        assert asset_events() == events_before + 1
+    finally:
+        skip_rows()
+
+
+@pytest.mark.parametrize("source", ["bad_pending"], indirect=True)
+def test_a_pending_predicate_that_does_not_run_on_the_table_plans_nothing(source: Source) -> None:
+    source.create(20)
+    source.set_config(**CONFIG)
+    assert run_cycle(dags().bad_pending_backfill) == "failed"
+    assert not source.tracker.is_started(), "nothing planned"
+    halt = source.tracker.halt()
+    assert halt is not None and "pending 'no_such_column IS NULL' does not run on table 'spreader_items'" in halt[0]
+    assert "no such column: no_such_column" in halt[0]
