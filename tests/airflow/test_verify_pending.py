@@ -8,6 +8,7 @@ the DAG scheduled on it, once.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -66,6 +67,16 @@ def forget_downstream_queue() -> None:
         session.execute(sa.delete(AssetDagRunQueue).where(AssetDagRunQueue.target_dag_id == DOWNSTREAM))
 
 
+def forget_queued_runs(dag_id: str) -> None:
+    """dag.test() leaves the runs the chain triggered queued (a scheduler would have run them)."""
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+    from airflow.utils.state import DagRunState
+
+    with create_session() as session:
+        session.execute(sa.delete(DagRun).where(DagRun.dag_id == dag_id, DagRun.state == DagRunState.QUEUED))
+
+
 def skip_rows(*ids: int) -> None:
     """The work leaves these rows undone (and says nothing); no ids: the work is fixed."""
     flag = AIRFLOW_HOME / "skip-rows"
@@ -77,7 +88,7 @@ def skip_rows(*ids: int) -> None:
 
 @pytest.mark.parametrize("source", ["verify"], indirect=True)
 def test_rows_left_undone_fail_the_run_incomplete_and_redo_pending_completes_them(
-        source: Source, redis_url: str) -> None:
+        source: Source, redis_url: str, capsys: pytest.CaptureFixture[str]) -> None:
     dag = dags().verify_backfill
     source.create(200)
     source.set_config(**CONFIG)
@@ -100,8 +111,15 @@ def test_rows_left_undone_fail_the_run_incomplete_and_redo_pending_completes_the
         assert asset_events() == events_before and queued_downstream_runs() == 0, "an incomplete run emitted"
 
         skip_rows()  # the work is fixed
-        assert cli.main(["redo-pending", source.dag_id, "--redis-url", redis_url, "--no-trigger"]) == 0
+        forget_queued_runs(source.dag_id)
+        capsys.readouterr()
+        assert cli.main(["redo-pending", source.dag_id, "--redis-url", redis_url, "--json"]) == 0
+        out = capsys.readouterr().out  # in-process, Airflow's "creating dag run" log line comes first
+        answer = json.loads(out[out.index("{\n"):])
+        assert (answer["pending_rows"], answer["batches"], answer["pass"]) == (3, 2, 1)
+        assert answer["triggered"], "the chain had ended: redo-pending triggers the DAG, as resume does"
         assert set(source.tracker.in_flight()) == {IdRange(33, 34), IdRange(150, 150)}, "exactly those ranges"
+        assert cli.main(["redo-pending", source.dag_id, "--redis-url", redis_url]) == 1, "not verified yet"
 
         assert run_cycle(dag) == "success"  # the two ranges, then the chain starts counting again
         assert run_cycle(dag) == "success"  # counted: nothing pending, finished
