@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 from airflow_spreader.core.planner import IdRange
 from airflow_spreader.state.verification import Verification
-from airflow_spreader.tools import cli
+from airflow_spreader.tools import cli, cli_status
 from airflow_spreader.tools.readmodel.sources import NoAirflow
 from airflow_spreader.tools.readmodel.status import gather
 from tests.airflow.conftest import Source
@@ -108,6 +108,10 @@ def test_rows_left_undone_fail_the_run_incomplete_and_redo_pending_completes_the
         assert status.state == "incomplete"
         assert status.to_dict()["verification"]["pending_rows"] == 3
         assert "3 rows pending in these ranges: 150-150 (1), 33-34 (2)" in status.verification_text
+        text = cli_status.render(status)
+        assert text.startswith(f"{source.dag_id}  incomplete")
+        assert f"verified  incomplete: 3 rows pending in these ranges: 150-150 (1), 33-34 (2); fix the work, then " \
+               f"airflow-spreader redo-pending {source.dag_id}" in text
         assert asset_events() == events_before and queued_downstream_runs() == 0, "an incomplete run emitted"
 
         skip_rows()  # the work is fixed
