@@ -88,7 +88,7 @@ def skip_rows(*ids: int) -> None:
 
 @pytest.mark.parametrize("source", ["verify"], indirect=True)
 def test_rows_left_undone_fail_the_run_incomplete_and_redo_pending_completes_them(
-        source: Source, redis_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+        source: Source, redis_url: str, capfd: pytest.CaptureFixture[str]) -> None:
     dag = dags().verify_backfill
     source.create(200)
     source.set_config(**CONFIG)
@@ -99,7 +99,11 @@ def test_rows_left_undone_fail_the_run_incomplete_and_redo_pending_completes_the
         assert run_cycle(dag) == "success"  # ids 101-200
         assert run_cycle(dag) == "success"  # ids 1-100: every range done, the chain starts the counting cycle
         assert source.tracker.progress().finished
+        capfd.readouterr()
         assert run_cycle(dag) == "failed", "the final run fails: rows are pending"
+        log = capfd.readouterr()
+        assert ("Backfill 'spreader_test_verify' incomplete: 3 rows pending in these ranges: 150-150 (1), 33-34 (2); "
+                "fix the work, then `airflow-spreader redo-pending spreader_test_verify`") in log.out + log.err
 
         state = Verification(source.tracker).state()
         assert state.incomplete and state.pending_rows == 3
@@ -116,9 +120,9 @@ def test_rows_left_undone_fail_the_run_incomplete_and_redo_pending_completes_the
 
         skip_rows()  # the work is fixed
         forget_queued_runs(source.dag_id)
-        capsys.readouterr()
+        capfd.readouterr()
         assert cli.main(["redo-pending", source.dag_id, "--redis-url", redis_url, "--json"]) == 0
-        out = capsys.readouterr().out  # in-process, Airflow's "creating dag run" log line comes first
+        out = capfd.readouterr().out  # in-process, Airflow's "creating dag run" log line comes first
         answer = json.loads(out[out.index("{\n"):])
         assert (answer["pending_rows"], answer["batches"], answer["pass"]) == (3, 2, 1)
         assert answer["triggered"], "the chain had ended: redo-pending triggers the DAG, as resume does"
