@@ -5,6 +5,7 @@ down, one count query per span of ``span_batches x batch_size`` ids, at most one
 cycle (``per_second x duration``) and at most ``MAX_COUNTS_PER_CYCLE``: counting is throttled like the
 batches, and each cycle's queries are few. The chain then starts the next cycle at this one's end,
 until every span is counted: finished when nothing is pending, else incomplete (the final run fails).
+After a redo the pass counts only the redone ranges (one query each), the same way.
 """
 
 from __future__ import annotations
@@ -65,12 +66,17 @@ def verify_round(tracker: Tracker, count: Counter, config: SpreadConfig, begin_a
         verification.begin(progress.max_id)
         state = verification.state()
     cursor = progress.max_id if state.cursor is None else state.cursor
-    spans = carve_ranges(cursor, config.batch_size * span_batches, counts_this_cycle(config, begin_at),
-                         progress.min_id)
+    limit = counts_this_cycle(config, begin_at)
+    if state.recheck:  # a redo's pass: the redone ranges only
+        left = [span for span in state.recheck if span.end_id <= cursor]
+        spans, complete = left[:limit], len(left) <= limit
+    else:
+        spans = carve_ranges(cursor, config.batch_size * span_batches, limit, progress.min_id)
+        complete = not spans or spans[-1].begin_id <= progress.min_id
     found = []
     for span in spans:
         counted = count(span.begin_id, span.end_id)
         if counted.rows and counted.min_id is not None and counted.max_id is not None:
             found.append(PendingRange(counted.min_id, counted.max_id, counted.rows))
-    verification.record(cursor, spans[-1].begin_id - 1 if spans else cursor, progress.min_id, found)
+    verification.record(cursor, spans[-1].begin_id - 1 if spans else cursor, complete, found)
     return verification.state()

@@ -88,6 +88,11 @@ class Keys:
         return self._key("pending")
 
     @property
+    def recheck(self) -> str:
+        """Hash: the ranges a redo planned again (as ``pending`` had them): the next pass counts only those."""
+        return self._key("recheck")
+
+    @property
     def claim_script_keys(self) -> list[str]:
         """The keys claim.lua touches, in its KEYS order."""
         return [self.meta, self.leases, self.inflight, self.stats, self.stop, self.token_seq, self.claims,
@@ -95,4 +100,5 @@ class Keys:
 
     def all(self) -> list[str]:
         return [self.meta, self.stats, self.inflight, self.leases, self.failed, self.stop,
-                self.token_seq, self.done_by_minute, self.claims, self.claim_order, self.verify, self.pending]
+                self.token_seq, self.done_by_minute, self.claims, self.claim_order, self.verify, self.pending,
+                self.recheck]

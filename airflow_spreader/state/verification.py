@@ -6,7 +6,8 @@ span from the top down (a verification cursor beside the walk's), and calls itse
 none remain. The spans with pending rows are kept (their lowest and highest pending key, and the count:
 O(spans with pending rows), never O(rows)), so that ``redo`` plans exactly those ranges again. Each
 redo opens a new *pass*: the done-ledger keys the pass's batches apart from the first run's (those
-ranges are done there), and the verification starts over once they are done.
+ranges are done there), and once they are done the verification counts those ranges again (not the
+whole table: the first pass found the rest done).
 """
 
 from __future__ import annotations
@@ -55,6 +56,8 @@ class VerificationState:
     passes: int  # redos so far
     next_for: int | None  # the round whose next cycle a chain task started
     announced: bool  # a chain task has announced the finish (the Asset event)
+    #: After a redo, the ranges this pass counts (highest first); empty in the first pass (the whole key range).
+    recheck: tuple[IdRange, ...] = ()
 
     @property
     def verified(self) -> bool:
@@ -95,7 +98,8 @@ class Verification:
         pipe = self.redis.pipeline(transaction=True)
         pipe.hgetall(self.keys.verify)
         pipe.hgetall(self.keys.pending)
-        raw, pending_raw = pipe.execute()
+        pipe.hkeys(self.keys.recheck)
+        raw, pending_raw, recheck_raw = pipe.execute()
         meta = {text(k): text(v) for k, v in raw.items()}
         pending = []
         for key, rows in pending_raw.items():
@@ -109,15 +113,18 @@ class Verification:
             wanted=meta.get("wanted") == "1", cursor=number("cursor"), complete=meta.get("complete") == "1",
             pending_rows=number("pending_rows") or 0, rounds=number("rounds") or 0, passes=number("passes") or 0,
             pending=tuple(sorted(pending, key=lambda p: p.end_id, reverse=True)),
-            next_for=number("next_for"), announced=meta.get("announced") == "1")
+            next_for=number("next_for"), announced=meta.get("announced") == "1",
+            recheck=tuple(sorted((IdRange.parse(text(key)) for key in recheck_raw), key=lambda r: r.end_id,
+                                 reverse=True)))
 
     def begin(self, max_id: int) -> None:
         """Start counting this pass from ``max_id`` down (kept if already started)."""
         self.redis.hsetnx(self.keys.verify, "cursor", str(int(max_id)))
 
-    def record(self, expected_cursor: int, new_cursor: int, min_id: int, found: list[PendingRange]) -> bool:
-        """Record one round's counts if nobody counted these spans meanwhile; True when recorded."""
-        args: list[Any] = [str(expected_cursor), str(new_cursor), "1" if new_cursor < min_id else "0",
+    def record(self, expected_cursor: int, new_cursor: int, complete: bool, found: list[PendingRange]) -> bool:
+        """Record one round's counts if nobody counted these spans meanwhile (``complete``: nothing is left to
+        count below ``new_cursor``); True when recorded."""
+        args: list[Any] = [str(expected_cursor), str(new_cursor), "1" if complete else "0",
                            str(sum(p.rows for p in found)), self.tracker.clock()]
         for span in found:
             args += [str(span.id_range), str(span.rows)]
@@ -150,7 +157,7 @@ class Verification:
         pieces = [piece for span in state.pending
                   for piece in carve_ranges(span.end_id, batch_size, needed, span.begin_id)]
         k = self.keys
-        answer = int(self.tracker._run("verify_redo", [k.verify, k.pending, k.inflight, k.leases, k.stats],
+        answer = int(self.tracker._run("verify_redo", [k.verify, k.pending, k.inflight, k.leases, k.stats, k.recheck],
                                        str(state.rounds), str(-sum(p.size for p in pieces)),
                                        *[str(p) for p in pieces]))
         if answer == -2:

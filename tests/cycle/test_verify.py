@@ -69,6 +69,30 @@ def test_each_cycle_counts_one_span_per_batch_slot_from_the_top_down(tracker: Tr
     assert verify_round(tracker, count, config(2), NOW) == state and len(count.spans) == 20, "counted once"
 
 
+def test_after_a_redo_the_pass_counts_only_the_redone_ranges(tracker: Tracker) -> None:
+    walk_to_the_end(tracker)
+    count = Counter()
+    state = verify_round(tracker, count, config(100), NOW, span_batches=5)
+    while state is not None and not state.complete:
+        state = verify_round(tracker, count, config(100), NOW, span_batches=5)
+    assert state is not None and state.pending_rows == 4
+    Verification(tracker).redo(batch_size=10)
+    for batch in tracker.claim_cycle(batch_size=10, per_second=100, duration=1, begin_at=NOW,
+                                     lease_seconds=60).batches:
+        tracker.begin(batch)
+        tracker.complete(batch)
+    PENDING.discard(990)  # the redo did that one; 33, 34 and 150 are still pending
+    try:
+        count.spans.clear()
+        state = verify_round(tracker, count, config(1), NOW)  # 2 counts a cycle
+        assert state is not None and count.spans == [(990, 990), (150, 150)] and not state.complete
+        state = verify_round(tracker, count, config(1), NOW)
+        assert state is not None and count.spans[2:] == [(33, 34)] and state.complete
+        assert state.pending == (PendingRange(150, 150, 1), PendingRange(33, 34, 2)) and state.pending_rows == 3
+    finally:
+        PENDING.add(990)
+
+
 def test_counts_per_cycle_are_capped_whatever_the_rate() -> None:
     assert counts_this_cycle(config(0.5, duration=3), NOW) == 2
     assert counts_this_cycle(config(1000, duration=20), NOW) == MAX_COUNTS_PER_CYCLE
@@ -84,14 +108,14 @@ def test_the_chain_counts_on_fails_incomplete_or_finishes(tracker: Tracker) -> N
 
     verification = Verification(tracker)
     verification.begin(1000)
-    verification.record(1000, 0, 1, [PendingRange(5, 6, 2)])
+    verification.record(1000, 0, True, [PendingRange(5, 6, 2)])
     assert decide_next(ChainView.read(tracker, cycle, verify=True), NOW).step is Step.INCOMPLETE
 
     other = Tracker(f"{tracker.name}-b", tracker.redis, clock=tracker.clock)
     try:
         walk_to_the_end(other)
         Verification(other).begin(1000)
-        Verification(other).record(1000, 0, 1, [])
+        Verification(other).record(1000, 0, True, [])
         assert decide_next(ChainView.read(other, cycle, verify=True), NOW).step is Step.FINISHED
     finally:
         other.reset()

@@ -27,7 +27,7 @@ def counted(tracker: Tracker, found: list[PendingRange]) -> Verification:
     """One round that counts the whole table (ids 1-100) and finds ``found``."""
     verification = Verification(tracker)
     verification.begin(100)
-    assert verification.record(100, 0, 1, found)
+    assert verification.record(100, 0, True, found)
     return verification
 
 
@@ -36,11 +36,11 @@ def test_a_round_is_recorded_only_from_the_cursor_it_was_counted_from(tracker: T
     verification = Verification(tracker)
     verification.begin(100)
     verification.begin(70)  # kept: the pass has begun
-    assert verification.record(100, 60, 1, [PendingRange(75, 80, 2)])
-    assert not verification.record(100, 60, 1, [PendingRange(75, 80, 2)]), "a second plan counted the same spans"
+    assert verification.record(100, 60, False, [PendingRange(75, 80, 2)])
+    assert not verification.record(100, 60, False, [PendingRange(75, 80, 2)]), "a second plan counted the same spans"
     state = verification.state()
     assert (state.cursor, state.complete, state.pending_rows, state.rounds) == (60, False, 2, 1)
-    assert verification.record(60, 0, 1, [PendingRange(3, 9, 4)])
+    assert verification.record(60, 0, True, [PendingRange(3, 9, 4)])
     state = verification.state()
     assert state.complete and state.incomplete and not state.verified
     assert state.pending == (PendingRange(75, 80, 2), PendingRange(3, 9, 4))
@@ -60,6 +60,7 @@ def test_redo_plans_exactly_the_pending_ranges_cut_into_batches_and_starts_a_new
     assert progress.ids_done == 100 - 25 and not progress.finished
     state = verification.state()
     assert (state.cursor, state.complete, state.pending, state.passes) == (None, False, (), 1)
+    assert state.recheck == (IdRange(75, 98), IdRange(3, 3)), "the next pass counts those ranges again"
     assert ledger_generation(tracker) == f"{generation}.redo1", "the redo's batches get ledger rows of their own"
 
     claim = tracker.claim_cycle(batch_size=10, per_second=100, duration=1, begin_at=NOW, lease_seconds=60)
@@ -73,7 +74,7 @@ def test_redo_is_refused_before_the_end_of_the_count_with_nothing_pending_or_wit
     verification.begin(100)
     with pytest.raises(RedoRefused, match="not verified yet"):
         verification.redo(10)
-    assert verification.record(100, 0, 1, [])
+    assert verification.record(100, 0, True, [])
     assert verification.state().verified
     with pytest.raises(RedoRefused, match="no rows pending"):
         verification.redo(10)
@@ -102,4 +103,4 @@ def test_the_finish_is_announced_once_and_each_round_starts_one_next_cycle(track
     tracker.reset()
     assert Verification(tracker).state() == Verification(tracker).state().__class__(
         wanted=False, cursor=None, complete=False, pending_rows=0, pending=(), rounds=0, passes=0, next_for=None,
-        announced=False), "reset forgets the verification too"
+        announced=False, recheck=()), "reset forgets the verification too"
