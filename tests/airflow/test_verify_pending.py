@@ -151,3 +151,26 @@ def test_a_pending_predicate_that_does_not_run_on_the_table_plans_nothing(source
     halt = source.tracker.halt()
     assert halt is not None and "pending 'no_such_column IS NULL' does not run on table 'spreader_items'" in halt[0]
     assert "no such column: no_such_column" in halt[0]
+
+
+def test_the_finished_task_carries_the_default_asset_or_the_users() -> None:
+    from airflow.sdk import Asset
+
+    from airflow_spreader.dag_factory import backfill_asset, backfill_dag
+
+    def work(connection: Any, begin_id: int, end_id: int) -> None:
+        return None
+
+    own = backfill_dag("spreader_asset_default", table="t", source_conn_id="c", work=work)
+    assert own.task_dict["finished"].outlets == [backfill_asset("spreader_asset_default")]
+    assert own.task_dict["finished"].upstream_task_ids == {"next_cycle"}
+    assert backfill_asset("users").uri == "airflow-spreader://users/" and backfill_asset("users").name == \
+        "airflow-spreader://users"
+    theirs = Asset("s3://lake/users")
+    assert backfill_dag("spreader_asset_given", table="t", source_conn_id="c", work=work,
+                        asset=theirs).task_dict["finished"].outlets == [theirs]
+    with pytest.raises(TypeError, match=r"asset must be an airflow\.sdk\.Asset, got str"):
+        backfill_dag("spreader_asset_bad", table="t", source_conn_id="c", work=work, asset="s3://lake/users")
+    with pytest.raises(ValueError, match="pending_span_batches must be an integer >= 1, got 0"):
+        backfill_dag("spreader_asset_bad", table="t", source_conn_id="c", work=work, pending="x = 0",
+                     pending_span_batches=0)
