@@ -6,18 +6,21 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from airflow.sdk import DAG
+from airflow.sdk import DAG, Asset
 from airflow.sdk.definitions.param import Param
 
-from airflow_spreader.core.names import config_variable, validate_name
+from airflow_spreader.core.names import asset_uri, config_variable, validate_name
 from airflow_spreader.core.split import DEFAULT_MAX_SPLIT_DEPTH, check_max_split_depth
 from airflow_spreader.core.timing import missing_work
+from airflow_spreader.cycle.verify import DEFAULT_SPAN_BATCHES
 from airflow_spreader.hooks.airflow_api import DEFAULT_API_CONN_ID
 from airflow_spreader.operators.batch import BatchWork, SpreadBatchOperator
+from airflow_spreader.operators.finished import BackfillFinishedOperator
 from airflow_spreader.operators.next_cycle import NextCycleOperator
 from airflow_spreader.operators.plan import PlanCycleOperator
 from airflow_spreader.operators.report import CycleReportOperator
 from airflow_spreader.sql.ledger import DEFAULT_LEDGER_TABLE
+from airflow_spreader.sql.pending import PendingPredicate
 
 
 def backfill_dag(
@@ -40,6 +43,9 @@ def backfill_dag(
     api_conn_id: str | None = DEFAULT_API_CONN_ID,
     allow_unindexed_key: bool = False,
     max_split_depth: int = DEFAULT_MAX_SPLIT_DEPTH,
+    pending: PendingPredicate | None = None,
+    pending_span_batches: int = DEFAULT_SPAN_BATCHES,
+    asset: Asset | None = None,
     **dag_kwargs: Any,
 ) -> DAG:
     """Build the DAG of one backfill: each run is one cycle.
@@ -69,11 +75,24 @@ def backfill_dag(
         refusal (401/403) fails the plan saying so; ``check_pool=False`` skips the check.
     :param allow_unindexed_key: let ``"rows"`` batching read a key that leads no index (each cycle then
         sorts the table); without it such a key fails the first cycle, naming the column.
+    :param pending: which rows still need the work, as an SQL ``WHERE`` fragment on the table
+        (``"email_normalized IS NULL"``) or a SQLAlchemy boolean clause. Once every range is done the
+        backfill counts those rows (``pending_span_batches x batch_size`` ids per count query, at most one
+        query per batch slot of a cycle) and is finished only when none remain; otherwise the final run
+        fails "incomplete" with the ranges, and ``airflow-spreader redo-pending NAME`` plans them again.
+        Leave out of it the rows the work skips on purpose. Checked at every plan: a predicate that does
+        not run on the table fails the plan, and nothing is planned.
+    :param asset: the Asset the ``finished`` task emits an event for when the backfill finishes (verified,
+        with ``pending``), once; default ``backfill_asset(backfill)``, ``airflow-spreader://<backfill>``.
     """
     if work is None and batch_operator is SpreadBatchOperator:
         raise missing_work(f"backfill_dag({dag_id!r})", "a batch_operator subclass")
     name = validate_name(backfill or dag_id)
     check_max_split_depth(max_split_depth)
+    if pending_span_batches < 1:
+        raise ValueError(f"pending_span_batches must be an integer >= 1, got {pending_span_batches!r}")
+    if asset is not None and not isinstance(asset, Asset):
+        raise TypeError(f"asset must be an airflow.sdk.Asset, got {type(asset).__name__} {asset!r}")
     pool = pool or dag_id
     dag_kwargs.setdefault("schedule", None)
     dag_kwargs.setdefault("start_date", datetime(2024, 1, 1, tzinfo=timezone.utc))
@@ -88,7 +107,8 @@ def backfill_dag(
             task_id="plan", backfill=name, table=table, key=key, source_conn_id=source_conn_id,
             redis_conn_id=redis_conn_id, config_variable=config_variable(dag_id), initial_config=initial_config,
             batch_pool=pool if check_pool else None, ledger_table=ledger_table, api_conn_id=api_conn_id,
-            allow_unindexed_key=allow_unindexed_key, retries=control_retries,
+            allow_unindexed_key=allow_unindexed_key, retries=control_retries, pending=pending,
+            pending_span_batches=pending_span_batches,
             retry_delay=retry_delay,
         )
         batches = batch_operator.partial(
@@ -100,12 +120,21 @@ def backfill_dag(
         ).expand_kwargs(plan.output)
         chain = NextCycleOperator(task_id="next_cycle", backfill=name, redis_conn_id=redis_conn_id,
                                   config_variable=config_variable(dag_id), trigger_rule="all_done",
-                                  retries=control_retries, retry_delay=retry_delay)
+                                  retries=control_retries, retry_delay=retry_delay, verify=pending is not None)
         report = CycleReportOperator(task_id="report", trigger_rule="all_done", backfill=name,
                                      config_variable=config_variable(dag_id), redis_conn_id=redis_conn_id)
+        finished = BackfillFinishedOperator(task_id="finished", backfill=name, outlets=[asset or backfill_asset(name)],
+                                            retries=control_retries, retry_delay=retry_delay)
         plan >> batches >> report
-        plan >> chain
+        plan >> chain >> finished
     return dag
+
+
+def backfill_asset(backfill: str) -> Asset:
+    """The default Asset of a backfill, ``airflow-spreader://<backfill>`` (its name and URI): schedule a
+    downstream DAG on it (``schedule=[backfill_asset("users_backfill")]``) to run once the table is done."""
+    uri = asset_uri(backfill)
+    return Asset(name=uri, uri=uri)
 
 
 def _doc(name: str, table: str, pool: str, dag_id: str) -> str:

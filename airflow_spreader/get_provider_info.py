@@ -30,6 +30,7 @@ def get_provider_info() -> dict[str, Any]:
             {"integration-name": INTEGRATION,
              "python-modules": ["airflow_spreader.operators.plan", "airflow_spreader.operators.batch",
                                 "airflow_spreader.operators.next_cycle", "airflow_spreader.operators.report",
+                                "airflow_spreader.operators.finished",
                                 "airflow_spreader.operators.fanout"]},
         ],
         "triggers": [

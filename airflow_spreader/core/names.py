@@ -46,6 +46,15 @@ def checkpoint_variable(dag_id: str) -> str:
     return f"{config_variable(dag_id)}{CHECKPOINT_SUFFIX}"
 
 
+#: The scheme of the Asset a finished backfill emits an event for ("airflow" is reserved by Airflow).
+ASSET_SCHEME = "airflow-spreader"
+
+
+def asset_uri(backfill: str) -> str:
+    """The URI (and name) of the default Asset of ``backfill``: ``airflow-spreader://<backfill>``."""
+    return f"{ASSET_SCHEME}://{validate_name(backfill)}"
+
+
 def next_run_id(now: datetime | None = None) -> str:
     """A run id for the next cycle's DAG run: sortable by time, unique by its random tail."""
     at = now or datetime.now(timezone.utc)

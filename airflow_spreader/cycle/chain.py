@@ -13,8 +13,10 @@ from typing import Any
 
 from airflow_spreader.cycle.model import CycleSummary
 from airflow_spreader.state.quarantine import Quarantine
+from airflow_spreader.cycle.verify import AfterWalk, after_walk
 from airflow_spreader.state.records import Progress
 from airflow_spreader.state.tracker import Tracker
+from airflow_spreader.state.verification import Verification, VerificationState
 
 #: A later planned end than this cycle's, by more than this, means another run carries the chain.
 SUPERSEDED_SLACK_SECONDS = 0.5
@@ -30,6 +32,8 @@ class Step(str, Enum):
     WAIT = "wait"  # wait until ``until`` (with ``settled``: or until nothing is in flight), then decide again
     TRIGGER = "trigger"  # start the next cycle's DAG run now
     AGAIN = "again"  # the ranges in flight finished while we looked: decide again
+    INCOMPLETE = "incomplete"  # verified to the bottom, rows still pending: fail, saying where
+    COUNT_NEXT = "count_next"  # the walk is over, spans are left to count: start the next cycle (once a round)
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,12 +44,15 @@ class ChainView:
     progress: Progress
     planned_until: float | None
     lease_deadline: float | None
+    #: None when the DAG has no ``pending`` predicate.
+    verification: VerificationState | None = None
 
     @classmethod
-    def read(cls, tracker: Tracker, summary: CycleSummary) -> ChainView:
+    def read(cls, tracker: Tracker, summary: CycleSummary, *, verify: bool = False) -> ChainView:
         """Settles the bisections first: a family whose last batch died before its step is moved on here."""
         Quarantine(tracker).settle()
-        return cls(summary, tracker.progress(), tracker.planned_until(), tracker.next_lease_deadline())
+        return cls(summary, tracker.progress(), tracker.planned_until(), tracker.next_lease_deadline(),
+                   Verification(tracker).state() if verify else None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +79,7 @@ def decide_next(view: ChainView, now: datetime) -> ChainDecision:
             and not progress.looked_after_last_batch:
         return ChainDecision(Step.FOLLOW)  # the passes end only at a look made after the last batch
     if progress.finished:
-        return ChainDecision(Step.FINISHED)
+        return _after_walk(view, end, now)
     if progress.exhausted and progress.in_flight == 0:
         return ChainDecision(Step.FAILED_RANGES_REMAIN)
     if summary.batches == 0 and progress.exhausted:
@@ -87,10 +94,22 @@ def decide_next(view: ChainView, now: datetime) -> ChainDecision:
     return ChainDecision(Step.TRIGGER)
 
 
-def final_summary(progress: Progress, now: datetime) -> dict[str, Any]:
-    """The final account of a backfill, for the log and XCom."""
+def _after_walk(view: ChainView, end: datetime, now: datetime) -> ChainDecision:
+    """Every range is done: finished, unless the verification has spans left (counted by the next cycle,
+    begun at this one's end) or found rows pending."""
+    outcome = after_walk(view.verification)
+    if outcome is AfterWalk.FINISHED:
+        return ChainDecision(Step.FINISHED)
+    if outcome is AfterWalk.INCOMPLETE:
+        return ChainDecision(Step.INCOMPLETE)
+    return ChainDecision(Step.WAIT, until=end) if end > now else ChainDecision(Step.COUNT_NEXT)
+
+
+def final_summary(progress: Progress, now: datetime,
+                  verification: VerificationState | None = None) -> dict[str, Any]:
+    """The final account of a backfill, for the log and XCom (with the verification's, if any)."""
     wall = (now - progress.started_at).total_seconds() if progress.started_at else 0.0
-    return {
+    summary: dict[str, Any] = {
         "backfill": progress.name, "ids": progress.ids_done, "rows": progress.rows_done,
         "batches": progress.batches_done, "failed_batches": progress.batches_failed,
         "errors": progress.errors, "cycles": progress.cycles, "passes": progress.passes,
@@ -98,3 +117,7 @@ def final_summary(progress: Progress, now: datetime) -> dict[str, Any]:
         "ids_per_second": round(progress.ids_done / wall, 2) if wall > 0 else None,
         "batching": progress.batching, "rows_per_second": round(progress.rows_done / wall, 2) if wall > 0 else None,
     }
+    if verification is not None:
+        summary.update(verified=verification.verified, pending_rows=verification.pending_rows,
+                       pending_ranges=[p.to_dict() for p in verification.pending[:100]])
+    return summary

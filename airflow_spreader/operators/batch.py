@@ -22,6 +22,7 @@ from airflow_spreader.sql.ledger import DEFAULT_LEDGER_TABLE, LedgerKey, RangeAl
 from airflow_spreader.state.quarantine import Quarantine
 from airflow_spreader.state.records import ClaimedBatch
 from airflow_spreader.state.tracker import Tracker
+from airflow_spreader.state.verification import ledger_generation
 from airflow_spreader.triggers.backfill_wait import BackfillWaitTrigger
 
 #: The work for one range: ``work(connection, begin_id, end_id)``, optionally ``context=``.
@@ -130,7 +131,7 @@ class SpreadBatchOperator(TimedWaits):
         ti = context["ti"]
         attempt = f"{ti.run_id}/{ti.map_index}/{ti.try_number}"
         final_try = ti.try_number > (self.retries or 0)
-        generation = tracker.generation()
+        generation = ledger_generation(tracker)  # with the redo pass, if any: a redo's ranges are done once more
         if generation is None:  # its ledger rows would not name this run of the backfill: do nothing, retry
             raise NoGeneration(f"Backfill {self.backfill!r}: no generation could be read from Redis (not started, "
                                "or its state is lost); no batch ran, the retry tries again")

@@ -18,11 +18,16 @@ from airflow_spreader.hooks.spreader import SpreaderHook
 from airflow_spreader.operators.plan import CYCLE_XCOM_KEY
 from airflow_spreader.operators.timing import TimedWaits
 from airflow_spreader.state.tracker import Tracker
+from airflow_spreader.state.verification import Verification
 from airflow_spreader.triggers.backfill_wait import BackfillWaitTrigger
 
 
 class FailedRangesRemain(SpreaderError, RuntimeError):
     """Everything else is done; these ranges and keys wait for a fix and a retry of the failed ranges."""
+
+
+class PendingRowsRemain(SpreaderError, RuntimeError):
+    """Every range is done, but the ``pending`` predicate still finds rows: the backfill is incomplete."""
 
 
 class NextCycleOperator(TimedWaits):
@@ -36,13 +41,17 @@ class NextCycleOperator(TimedWaits):
     chain as soon as nothing is in flight: with the summary when the backfill is finished, failing when
     only failed ranges remain. A cycle that found nothing left to plan waits for the ranges still in
     flight (or for their lease: a range whose lease ran out starts one more cycle, which plans it again).
+    With ``verify`` (the DAG has a ``pending`` predicate) the walk's end starts counting cycles instead,
+    and the chain fails "incomplete" when rows remain pending. The run that ends the chain finished
+    returns the summary with ``announced`` true (once per backfill): the ``finished`` task's cue.
     """
 
     ui_color = "#e6f4ea"
 
     def __init__(self, *, backfill: str, config_variable: str, redis_conn_id: str = "redis_default",
-                 plan_task_id: str = "plan", **kwargs: Any) -> None:
+                 plan_task_id: str = "plan", verify: bool = False, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        self.verify = verify
         self.backfill = backfill
         self.config_variable = config_variable
         self.redis_conn_id = redis_conn_id
@@ -63,7 +72,7 @@ class NextCycleOperator(TimedWaits):
         tracker = SpreaderHook(self.redis_conn_id).tracker(self.backfill)
         while True:
             checkpoint.save(self.config_variable, tracker)
-            view = ChainView.read(tracker, cycle)
+            view = ChainView.read(tracker, cycle, verify=self.verify)
             now = datetime.now(timezone.utc)
             decision = decide_next(view, now)
             if decision.step is Step.SUPERSEDED:
@@ -76,9 +85,24 @@ class NextCycleOperator(TimedWaits):
                 self.defer(trigger=BackfillWaitTrigger(self.backfill, self.redis_conn_id, wait_for="resumed",
                                                        poll_interval=5.0), method_name="resume")
             if decision.step is Step.FINISHED:
-                result = final_summary(view.progress, now)
-                self.log.info("Backfill %r finished: %s", self.backfill, result)
+                result = final_summary(view.progress, now, view.verification)
+                result["announced"] = Verification(tracker).announce()  # the first finishing run only
+                self.log.info("Backfill %r finished%s: %s", self.backfill,
+                              " (verified: no row pending)" if self.verify else "", result)
                 return result
+            if decision.step is Step.INCOMPLETE and view.verification is not None:
+                self.log.info("Backfill %r: %s", self.backfill, final_summary(view.progress, now, view.verification))
+                raise PendingRowsRemain(
+                    f"Backfill {self.backfill!r} incomplete: {view.verification.describe()}; fix the work, then "
+                    f"`airflow-spreader redo-pending {self.backfill}` plans exactly those ranges again")
+            if decision.step is Step.COUNT_NEXT and view.verification is not None:
+                if not Verification(tracker).start_next(view.verification.rounds):
+                    self.log.info("Another run's chain starts the next counting cycle")
+                    return None
+                self.log.info("Verifying %r: %s; the next cycle counts on", self.backfill,
+                              view.verification.describe() if view.verification.pending else "nothing pending yet")
+                self.trigger_next(context)
+                return None
             if decision.step is Step.FAILED_RANGES_REMAIN:
                 progress = view.progress
                 raise FailedRangesRemain(

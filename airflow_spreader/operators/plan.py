@@ -13,16 +13,20 @@ from airflow.sdk.exceptions import AirflowFailException
 from airflow_spreader import metrics
 from airflow_spreader.core.config import ConfigError, SpreadConfig
 from airflow_spreader.cycle.plan import carver_for, check_rows_span, plan_next_cycle, start_backfill
+from airflow_spreader.cycle.verify import DEFAULT_SPAN_BATCHES, verify_round
 from airflow_spreader.errors import SpreaderError
 from airflow_spreader.hooks import checkpoint
 from airflow_spreader.hooks.airflow_api import DEFAULT_API_CONN_ID, AirflowApiError, AirflowApiHook
 from airflow_spreader.hooks.source import SourceDatabaseHook
 from airflow_spreader.hooks.spreader import SpreaderHook
 from airflow_spreader.sql.ledger import DEFAULT_LEDGER_TABLE, ledger_named
+from airflow_spreader.sql.pending import Pending, PendingPredicate, check_pending, count_pending
 from airflow_spreader.sql.row_estimate import estimate_rows
 from airflow_spreader.sql.table import SourceTable, TableError, inspect_table, read_max
 from airflow_spreader.state.row_progress import record_batching
 from airflow_spreader.state.source_record import SourceRecord, record_source
+from airflow_spreader.state.tracker import Tracker
+from airflow_spreader.state.verification import Verification
 
 CYCLE_XCOM_KEY = "cycle"
 
@@ -63,6 +67,8 @@ class PlanCycleOperator(BaseOperator):
         ledger_table: str | None = DEFAULT_LEDGER_TABLE,
         api_conn_id: str | None = DEFAULT_API_CONN_ID,
         allow_unindexed_key: bool = False,
+        pending: PendingPredicate | None = None,
+        pending_span_batches: int = DEFAULT_SPAN_BATCHES,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -76,6 +82,8 @@ class PlanCycleOperator(BaseOperator):
         self.config_variable = config_variable
         self.initial_config = dict(initial_config or {})
         self.batch_pool = batch_pool
+        self.pending = None if pending is None else Pending(self.table, pending)
+        self.pending_span_batches = pending_span_batches
 
     def load_config(self) -> SpreadConfig:
         """The Variable's configuration; a missing Variable is created so that it shows in the UI."""
@@ -116,6 +124,18 @@ class PlanCycleOperator(BaseOperator):
         with SourceDatabaseHook(self.source_conn_id).get_conn().connect() as conn:
             return read_max(conn, self.table)
 
+    def verify(self, tracker: Tracker, config: SpreadConfig, begin_at: datetime) -> None:
+        """Once the walk is over, count this cycle's spans of pending rows (cycle.verify.verify_round)."""
+        pending = self.pending
+        assert pending is not None
+        engine = SourceDatabaseHook(self.source_conn_id).get_conn()
+        state = verify_round(tracker, lambda begin_id, end_id: count_pending(engine, pending, begin_id, end_id),
+                             config, begin_at, span_batches=self.pending_span_batches)
+        if state is not None:
+            self.log.info("Verification of %r (pending: %s): %s", self.backfill, pending.text,
+                          "verified, no row pending" if state.verified else state.describe() if state.complete
+                          else f"counted down to {state.cursor}, {state.pending_rows} rows pending so far")
+
     def execute(self, context: Context) -> list[dict[str, Any]]:
         try:
             planned = self.plan(context)
@@ -151,6 +171,9 @@ class PlanCycleOperator(BaseOperator):
         engine = SourceDatabaseHook(self.source_conn_id).get_conn()
         # Before the start: a key without an index in "rows" batching fails here, with nothing advanced.
         carve = carver_for(config, engine, self.table, allow_unindexed_key=self.allow_unindexed_key)
+        if self.pending is not None:  # a predicate that does not run on the table plans nothing
+            check_pending(SourceDatabaseHook(self.source_conn_id).get_conn(), self.pending)
+            Verification(tracker).want()
         tracker.record_dag(context["ti"].dag_id)
         record_source(tracker, SourceRecord(self.source_conn_id, self.table.name, self.table.key))
         if not started:
@@ -181,6 +204,8 @@ class PlanCycleOperator(BaseOperator):
                           summary.passes, tracker.progress().max_id)
         metrics.cycle_planned(self.backfill, batches=summary.batches, cursor=summary.cursor_after,
                               per_second=summary.per_second)
+        if self.pending is not None and not summary.stopped and summary.batches == 0:
+            self.verify(tracker, config, summary.begin_at)
         checkpoint.save(self.config_variable, tracker)
         context["ti"].xcom_push(key=CYCLE_XCOM_KEY, value=summary.to_xcom())
         if summary.stopped:

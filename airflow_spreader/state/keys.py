@@ -94,6 +94,21 @@ class Keys:
         return self._key("claim-order")
 
     @property
+    def verify(self) -> str:
+        """Hash: the verification of the rows left pending (wanted, cursor, rounds, pending_rows, complete, ...)."""
+        return self._key("verify")
+
+    @property
+    def pending(self) -> str:
+        """Hash: range "lo-hi" (the pending keys found in one counted span) -> rows pending in it."""
+        return self._key("pending")
+
+    @property
+    def recheck(self) -> str:
+        """Hash: the ranges a redo planned again (as ``pending`` had them): the next pass counts only those."""
+        return self._key("recheck")
+
+    @property
     def claim_script_keys(self) -> list[str]:
         """The keys claim.lua touches, in its KEYS order."""
         return [self.meta, self.leases, self.inflight, self.stats, self.stop, self.token_seq, self.claims,
@@ -101,4 +116,5 @@ class Keys:
 
     def all(self) -> list[str]:
         return [self.meta, self.stats, self.inflight, self.leases, self.failed, self.stop,
-                self.token_seq, self.done_by_minute, self.claims, self.claim_order, self.families, self.quarantine]
+                self.token_seq, self.done_by_minute, self.claims, self.claim_order, self.families, self.quarantine,
+                self.verify, self.pending, self.recheck]

@@ -23,7 +23,7 @@ from airflow_spreader.sql.table import SourceTable
 from airflow_spreader.state.checkpoint import Checkpoint
 from airflow_spreader.state.source_record import recorded_source
 from airflow_spreader.state.tracker import Tracker, TrackerError
-from airflow_spreader.tools import cli_config, cli_resume, cli_skip, cli_status
+from airflow_spreader.tools import cli_config, cli_redo, cli_resume, cli_skip, cli_status
 from airflow_spreader.tools.cli_errors import CliError
 from airflow_spreader.tools.readmodel import status as status_model
 from airflow_spreader.tools.readmodel.sources import (
@@ -294,6 +294,9 @@ def build_parser() -> argparse.ArgumentParser:
     skip.add_argument("--from", dest="begin_id", type=int, required=True, metavar="ID", help="lowest id skipped")
     skip.add_argument("--to", dest="end_id", type=int, metavar="ID", help="highest id skipped: at least the cursor "
                       "(ids above it are already planned and are left alone)")
+    redo = command("redo-pending", cli_redo.run_redo_pending, "plan again the ranges where the verification found "
+                   "rows pending (the DAG's pending=), then trigger the DAG", dag_id=True)
+    redo.add_argument("--no-trigger", action="store_true", help="plan them, trigger nothing")
     command("resume", cli_resume.run_resume, "after a halt (the last plan failed for good): check the Variable, "
             "clear the halt and trigger a new run of the DAG", dag_id=True)
     return parser

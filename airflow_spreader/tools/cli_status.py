@@ -86,6 +86,8 @@ def render(status: BackfillStatus) -> str:
         lines.append(f"  ETA       {time_text(eta.finish, zone)} (in {left}), {eta.reason}")
     else:
         lines.append(f"  ETA       {'done' if eta.state == 'done' else 'none'}: {eta.reason}")
+    if status.verification is not None:
+        lines.append(f"  verified  {status.verification_text}")
     for failed in status.failed[:FAILED_SHOWN]:
         error = (failed.error.splitlines() or [""])[0][:100]
         lines.append(f"  failed    {failed.begin_id}-{failed.end_id}  {plural(failed.attempts, 'attempt')}  {error}")

@@ -25,7 +25,9 @@ SOURCE_URLS = {"sqlite": f"sqlite:///{AIRFLOW_HOME / 'source.db'}", "subclass": 
                "dies": f"sqlite:///{AIRFLOW_HOME / 'dies.db'}",
                "dies_unledgered": f"sqlite:///{AIRFLOW_HOME / 'dies-unledgered.db'}",
                "plan_retry": f"sqlite:///{AIRFLOW_HOME / 'plan-retry.db'}",
-               "poison": f"sqlite:///{AIRFLOW_HOME / 'poison.db'}"}
+               "poison": f"sqlite:///{AIRFLOW_HOME / 'poison.db'}",
+               "verify": f"sqlite:///{AIRFLOW_HOME / 'verify.db'}",
+               "bad_pending": f"sqlite:///{AIRFLOW_HOME / 'bad-pending.db'}"}
 TABLE = "spreader_items"
 
 

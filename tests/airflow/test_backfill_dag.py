@@ -148,8 +148,10 @@ def test_stopped_touches_no_row_then_go_completes_exactly_once(source: Source) -
 
 def test_a_stop_mid_cycle_hands_the_rest_back_and_go_finishes_exactly_once(source: Source) -> None:
     source.create(200)
+    # lead_seconds = duration: the chain task triggers the next run at once, so whichever task dag.test()
+    # runs first (it runs them one at a time, in no set order), the batches run at their own times.
     source.set_config(batch_size=10, duration=20, per_second_on_peak=1, per_second_off_peak=1,
-                      max_tasks_per_cycle=2)
+                      max_tasks_per_cycle=2, lead_seconds=20)
 
     def stop_then_go() -> None:
         while source.tracker.progress().batches_done < 3:

@@ -103,6 +103,12 @@ def test_a_backfill_runs_to_completion_exactly_once_under_the_scheduler(
     # One DAG run per cycle, the chain ending by itself: in the last cycle's run when its batches are done by
     # its planned end, else in one more run that finds nothing left to plan and waits for them.
     assert len(runs) in (2, 3), runs
+    # The finished task succeeds, emitting the backfill's Asset event, in the run that ended it; skipped before.
+    finished = sorted(ti["state"] for run in runs for ti in stack.client.task_instances(DAG_ID, run["dag_run_id"])
+                      if ti["task_id"] == "finished")
+    assert finished == ["skipped"] * (len(runs) - 1) + ["success"], finished
+    events = stack.client.get_json("/api/v2/assets/events", {"source_dag_id": DAG_ID})
+    assert events["total_entries"] == 1 and events["asset_events"][0]["uri"] == f"airflow-spreader://{DAG_ID}/", events
 
 
 def insert_rows(engine: sa.Engine, first: int, last: int) -> None:

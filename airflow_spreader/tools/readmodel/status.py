@@ -19,6 +19,7 @@ from airflow_spreader.core.eta import Eta, Observed, estimate, ids_per_second, o
 from airflow_spreader.state.quarantine import Quarantine, QuarantinedKey
 from airflow_spreader.state.records import FailedRange, Progress
 from airflow_spreader.state.tracker import Tracker
+from airflow_spreader.state.verification import Verification, VerificationState
 from airflow_spreader.tools.readmodel.sources import AirflowSource, Lookup
 
 #: Quarantined keys listed in the status (JSON and page); the count is always the whole one.
@@ -30,12 +31,16 @@ def display_zone(config: SpreadConfig | None) -> tzinfo:
     return ZoneInfo(config.on_peak_timezone if config else "UTC")
 
 
-def state_of(progress: Progress, paused: bool | None, halted: bool = False, following: bool = False) -> str:
+def state_of(progress: Progress, paused: bool | None, halted: bool = False, following: bool = False,
+             verification: VerificationState | None = None) -> str:
     """running, paused, stopped, halted (the last plan failed for good), done, failed (only failed ranges
     left, or quarantined keys left), or not started. ``following``: with follow_new_rows, "done" waits for
-    the look at MAX that ends the passes."""
+    the look at MAX that ends the passes. With a ``pending`` predicate, once every range is done:
+    verifying (counting the rows still pending), incomplete (rows remain: redo-pending) or done (none)."""
     if progress.finished and not (following and not progress.looked_after_last_batch):
-        return "done"
+        if verification is None or verification.verified:
+            return "done"
+        return "incomplete" if verification.incomplete else "verifying"
     if halted:
         return "halted"
     if not progress.started:
@@ -78,6 +83,8 @@ class BackfillStatus:
     halt: Halt | None = None
     #: ``QUARANTINE_LISTED`` quarantined keys, the lowest ones (``progress.keys_quarantined`` counts all).
     quarantined: tuple[QuarantinedKey, ...] = ()
+    #: None when the DAG has no ``pending`` predicate.
+    verification: VerificationState | None = None
 
     @property
     def name(self) -> str:
@@ -86,7 +93,7 @@ class BackfillStatus:
     @property
     def state(self) -> str:
         following = self.config.value is not None and self.config.value.follow_new_rows
-        return state_of(self.progress, self.paused.value, self.halt is not None, following)
+        return state_of(self.progress, self.paused.value, self.halt is not None, following, self.verification)
 
     @property
     def zone(self) -> tzinfo:
@@ -111,6 +118,8 @@ class BackfillStatus:
             return Eta("unknown", None, "not started: the DAG's first run captures the table's bounds")
         if self.config.value is None:
             return Eta("unknown", None, f"needs the configuration: {self.config.problem}")
+        if p.finished and self.state in ("verifying", "incomplete"):
+            return Eta("unknown", None, f"every range is done; {self.verification_text}")
         failed = p.ids_failed + p.keys_quarantined
         if p.counts_rows:  # batches of batch_size rows: the planner's ids/s are rows/s; the ids pace says nothing
             left = 0 if p.exhausted and p.in_flight == 0 else max(1, p.rows_total - p.rows_done)
@@ -128,6 +137,22 @@ class BackfillStatus:
     def attempts_lost(self) -> int:
         """Attempts whose lease ran out (a task died or was killed): their ranges were planned again."""
         return self.progress.counters.get("attempts_lost", 0)
+
+    @property
+    def verification_text(self) -> str:
+        """Where the verification stands, in words ('' without a ``pending`` predicate)."""
+        v = self.verification
+        if v is None:
+            return ""
+        again = f" (pass {v.passes + 1})" if v.passes else ""
+        if v.verified:
+            return f"verified: no row pending{again}"
+        if v.incomplete:
+            return (f"incomplete: {v.describe()}; fix the work, then airflow-spreader redo-pending {self.name}"
+                    + (f" --dag-id {self.dag_id}" if self.dag_id != self.name else ""))
+        if v.cursor is None:
+            return f"verification waits for every range to be done{again}"
+        return f"verifying{again}: counted down to id {v.cursor:,}, {v.pending_rows:,} rows pending so far"
 
     def in_force(self) -> dict[str, Any] | None:
         """The rate in force now and when it changes, or None without the configuration."""
@@ -167,6 +192,8 @@ class BackfillStatus:
                                "failed_at": f.failed_at.isoformat() if f.failed_at else None} for f in self.failed],
             "quarantine": {"count": self.progress.keys_quarantined, "listed": len(self.quarantined),
                            "keys": [q.to_dict() for q in self.quarantined]},
+            "verification": None if self.verification is None else {**self.verification.to_dict(),
+                                                                    "message": self.verification_text},
             "airflow": {"paused": self.paused.value, "paused_problem": self.paused.problem,
                         "config_problem": self.config.problem},
         }
@@ -175,7 +202,9 @@ class BackfillStatus:
 def gather(tracker: Tracker, airflow: AirflowSource, dag_id: str, now: datetime, window_minutes: int) -> BackfillStatus:
     progress = tracker.progress()
     halted = tracker.halt()
+    verification = Verification(tracker).state()
     return BackfillStatus(
+        verification=verification if verification.wanted else None,
         halt=None if halted is None else Halt(halted[0], halted[1], tracker.name, dag_id),
         dag_id=dag_id, now=now, progress=progress, failed=tracker.failed_ranges(),
         quarantined=tuple(Quarantine(tracker).quarantined(QUARANTINE_LISTED)),
