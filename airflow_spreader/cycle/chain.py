@@ -12,8 +12,8 @@ from enum import Enum
 from typing import Any
 
 from airflow_spreader.cycle.model import CycleSummary
-from airflow_spreader.state.quarantine import Quarantine
 from airflow_spreader.cycle.verify import AfterWalk, after_walk
+from airflow_spreader.state.quarantine import Quarantine
 from airflow_spreader.state.records import Progress
 from airflow_spreader.state.tracker import Tracker
 from airflow_spreader.state.verification import Verification, VerificationState
