@@ -152,6 +152,13 @@ function card(b) {
     ["airflow", field("airflow", airflowLine(b))],
   ];
   if (b.passes) rows.splice(4, 0, ["passes", field("passes", passesLine(b.passes), b.passes.count)]);
+  if (b.verification) rows.splice(4, 0, ["verification", field("verification", b.verification.message, b.state)]);
+  if (p.unit === "rows") {  // rows batching: progress in rows, against an estimate until the walk is over
+    const estimate = p.rows_total_is_estimate ? " (an estimate until the walk reaches the bottom)" : "";
+    rows[0] = ["progress", el("span", {}, field("rows_done", int(p.rows_done), p.rows_done), " of ",
+                              field("rows_total", `${p.rows_total_is_estimate ? "~" : ""}${int(p.rows_total)}`, p.rows_total),
+                              ` rows${estimate}, `, field("percent", `${pct}%`, p.fraction_done))];
+  }
   if (b.halt) rows.unshift(["halted", field("halt", `${b.halt.at ? when(b.halt.at, zone) + ": " : ""}${b.halt.message}`)]);
   return el("section", {class: "backfill", "data-backfill": b.backfill},
     el("div", {class: "head"}, el("h2", {text: b.backfill}),
