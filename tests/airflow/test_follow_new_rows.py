@@ -66,3 +66,30 @@ def test_rows_inserted_above_the_top_between_cycles_are_processed_exactly_once(s
     assert progress.finished and progress.looked_for_new_rows
     assert (progress.passes, progress.max_id, progress.total_ids, progress.batches_done) == (3, 300, 300, 15)
     assert source.counters() == {i: 1 for i in range(1, 301)}
+
+
+@pytest.mark.parametrize("source", ["sqlite"], indirect=True)
+def test_in_rows_batching_new_sparse_rows_above_the_top_are_walked_in_rows_exactly_once(source: Source) -> None:
+    from tests.airflow.test_rows_batching import create_keys
+
+    old = [i * 10**9 for i in range(1, 101)]  # 100 rows over 10^11 ids
+    new = [10**11 + i * 10**9 for i in range(1, 41)]  # 40 more above the top, once the first walk is over
+    create_keys(source, old)
+    source.set_config(batch_size=10, duration=2, max_tasks_per_cycle=4, follow_new_rows=True, batching="rows",
+                      **RATE)
+    inserted = False
+    for _ in range(6):
+        state, _ = run_cycle(source)
+        assert state == "success"
+        progress = source.tracker.progress()
+        if not inserted and progress.exhausted:
+            insert_keys = [{"id": k} for k in new]
+            with source.engine.begin() as conn:
+                conn.execute(sa.text(f"INSERT INTO {TABLE} (id, counter) VALUES (:id, 0)"), insert_keys)
+            inserted = True
+        elif progress.finished and progress.looked_after_last_batch:
+            break
+    progress = source.tracker.progress()
+    assert inserted and progress.finished and progress.passes == 2
+    assert progress.batches_done == 10 + 4  # rows per batch in both passes, not 10^10 ids a batch
+    assert source.counters() == dict.fromkeys(old + new, 1)
