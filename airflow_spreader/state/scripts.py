@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import cache
 from importlib import resources
 
-SCRIPT_NAMES = ("start", "claim", "begin", "complete", "release", "fail", "retry_failed")
+SCRIPT_NAMES = ("start", "claim", "begin", "complete", "release", "fail", "retry_failed", "governor_record")
 
 
 @cache
