@@ -21,9 +21,10 @@ UNITS: dict[SignalKind, str] = {"replica_lag": "s", "active_sessions": "", "prob
 
 
 def number_text(value: float) -> str:
-    """``4.2``, ``30``, ``1,250``: one decimal at most, no trailing zeros."""
-    text = f"{value:,.1f}" if abs(value) < 1000 else f"{value:,.0f}"
-    return text[:-2] if text.endswith(".0") else text
+    """``2.04``, ``4.2``, ``30``, ``1,250``: two decimals below 10, one below 1000, no trailing zeros."""
+    digits = 2 if abs(value) < 10 else 1 if abs(value) < 1000 else 0
+    text = f"{value:,.{digits}f}"
+    return text.rstrip("0").rstrip(".") if digits else text
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, tzinfo
 
+from airflow_spreader.tools.readmodel.governor import HISTORY_SHOWN
 from airflow_spreader.tools.readmodel.status import BackfillStatus
 
 BAR_WIDTH = 30
@@ -79,8 +80,26 @@ def render(status: BackfillStatus) -> str:
         lines.append(f"  failed    {failed.begin_id}-{failed.end_id}  {plural(failed.attempts, 'attempt')}  {error}")
     if len(status.failed) > FAILED_SHOWN:
         lines.append(f"  failed    ... {len(status.failed) - FAILED_SHOWN} more (see --json)")
+    lines.extend(governor_lines(status))
     lines.append(f"  airflow   {airflow_text(status)}")
     return "\n".join(lines)
+
+
+def governor_lines(status: BackfillStatus) -> list[str]:
+    """Why the backfill is held or stopped (or that it is not), its readings, and its last decisions."""
+    governor, zone = status.governor, status.zone
+    if governor is None:
+        return []
+    lines = [f"  governor  {governor.message(zone)}"]
+    if governor.record is not None:
+        total = governor.record.total_held(status.now)
+        held = f"held {duration_text(governor.record.seconds_in_decision(status.now))}; " if (
+            governor.state == "held") else ""
+        lines.append(f"  signals   {governor.readings_text()}; {held}{duration_text(total)} held in all")
+    for entry in governor.history[:HISTORY_SHOWN]:
+        at = entry.at.astimezone(zone).strftime("%H:%M:%S") if entry.at else "?"
+        lines.append(f"  decided   {at} {entry.previous} -> {entry.decision}: {entry.reason}")
+    return lines
 
 
 def airflow_text(status: BackfillStatus) -> str:

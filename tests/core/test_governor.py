@@ -94,7 +94,7 @@ def test_a_failed_check_holds_never_passes_nor_stops() -> None:
 def test_verdicts_round_trip_through_json() -> None:
     verdict = judge(LAG_SIGNAL, Reading(4.2))
     assert Verdict.from_dict(verdict.to_dict()) == verdict
-    assert number_text(1250.4) == "1,250" and number_text(2.0) == "2" and number_text(0.25) == "0.2"
+    assert [number_text(v) for v in (1250.4, 2.0, 0.25, 2.041, 31.0)] == ["1,250", "2", "0.25", "2.04", "31"]
 
 
 thresholds = st.floats(min_value=0, max_value=1e6, allow_nan=False)

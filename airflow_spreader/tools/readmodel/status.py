@@ -17,6 +17,7 @@ from airflow_spreader.core.config import SpreadConfig
 from airflow_spreader.core.eta import Eta, Observed, estimate, ids_per_second, observe
 from airflow_spreader.state.records import FailedRange, Progress
 from airflow_spreader.state.tracker import Tracker
+from airflow_spreader.tools.readmodel.governor import GovernorView, read_governor
 from airflow_spreader.tools.readmodel.sources import AirflowSource, Lookup
 
 
@@ -25,9 +26,9 @@ def display_zone(config: SpreadConfig | None) -> tzinfo:
     return ZoneInfo(config.on_peak_timezone if config else "UTC")
 
 
-def state_of(progress: Progress, paused: bool | None, halted: bool = False) -> str:
-    """running, paused, stopped, halted (the last plan failed for good), done, failed (only failed ranges
-    left), or not started."""
+def state_of(progress: Progress, paused: bool | None, halted: bool = False, held: bool = False) -> str:
+    """running, paused, held (by the governor), stopped, halted (the last plan failed for good), done, failed
+    (only failed ranges left), or not started."""
     if progress.finished:
         return "done"
     if halted:
@@ -38,7 +39,7 @@ def state_of(progress: Progress, paused: bool | None, halted: bool = False) -> s
         return "failed"
     if progress.stopped:
         return "stopped"
-    return "paused" if paused else "running"
+    return "paused" if paused else "held" if held else "running"
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +71,7 @@ class BackfillStatus:
     config: Lookup[SpreadConfig]
     paused: Lookup[bool]
     halt: Halt | None = None
+    governor: GovernorView | None = None
 
     @property
     def name(self) -> str:
@@ -77,7 +79,8 @@ class BackfillStatus:
 
     @property
     def state(self) -> str:
-        return state_of(self.progress, self.paused.value, self.halt is not None)
+        return state_of(self.progress, self.paused.value, self.halt is not None,
+                        held=self.governor is not None and self.governor.state == "held")
 
     @property
     def zone(self) -> tzinfo:
@@ -135,6 +138,7 @@ class BackfillStatus:
             "in_force": self.in_force(), "eta": self.eta.to_dict(self.now),
             "failed_ranges": [{"begin_id": f.begin_id, "end_id": f.end_id, "attempts": f.attempts, "error": f.error,
                                "failed_at": f.failed_at.isoformat() if f.failed_at else None} for f in self.failed],
+            "governor": None if self.governor is None else self.governor.to_dict(self.zone),
             "airflow": {"paused": self.paused.value, "paused_problem": self.paused.problem,
                         "config_problem": self.config.problem},
         }
@@ -147,5 +151,5 @@ def gather(tracker: Tracker, airflow: AirflowSource, dag_id: str, now: datetime,
         halt=None if halted is None else Halt(halted[0], halted[1], tracker.name, dag_id),
         dag_id=dag_id, now=now, progress=progress, failed=tracker.failed_ranges(),
         observed=observe(tracker.done_per_minute(), now, minutes=window_minutes, started_at=progress.started_at),
-        config=airflow.config(dag_id), paused=airflow.is_paused(dag_id),
+        config=airflow.config(dag_id), paused=airflow.is_paused(dag_id), governor=read_governor(tracker, now),
     )

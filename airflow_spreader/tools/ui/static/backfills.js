@@ -131,6 +131,7 @@ function card(b) {
     ["ETA", field("eta", eta(b, zone), b.eta.state)],
     ["airflow", field("airflow", airflowLine(b))],
   ];
+  if (b.governor) rows.splice(rows.length - 1, 0, ["governor", field("governor", b.governor.message)]);
   if (b.halt) rows.unshift(["halted", field("halt", `${b.halt.at ? when(b.halt.at, zone) + ": " : ""}${b.halt.message}`)]);
   return el("section", {class: "backfill", "data-backfill": b.backfill},
     el("div", {class: "head"}, el("h2", {text: b.backfill}),
