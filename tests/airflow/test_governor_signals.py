@@ -153,3 +153,15 @@ def test_a_check_that_cannot_connect_is_a_failed_reading_and_holds(monkeypatch: 
     assert readings[0][1].value is None and (readings[0][1].error or "").startswith("OperationalError: ")
     verdict = decide(config.signals, [r for _, r in readings])
     assert verdict.decision == "hold" and verdict.reason.startswith("active sessions: check failed (OperationalError")
+
+
+@pytest.mark.postgres
+def test_a_check_that_takes_too_long_is_cancelled_and_fails(primary: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from airflow_spreader.hooks import health
+
+    connect(monkeypatch, "governor_pg", primary)
+    monkeypatch.setattr(health, "STATEMENT_TIMEOUT_MS", 300)
+    began = time.monotonic()
+    value, error = reading("sql", "governor_pg", query="SELECT 1 FROM pg_sleep(3)")
+    assert value is None and (error or "").startswith("OperationalError: ") and "statement timeout" in (error or "")
+    assert time.monotonic() - began < 2.5
