@@ -115,12 +115,19 @@ class GovernorState:
                               from_epoch(checked_at), from_epoch(since), float(held or 0))
 
     def waiting_state(self) -> tuple[Decision | None, bool]:
-        """For a task waiting out a hold: the last decision, and whether a new check is due (lease free)."""
+        """For a task waiting out a hold: the last decision, and whether it is this waiter's turn to wake its
+        task for a new check. Once the lease has expired, one waiter per interval gets the turn (SET NX), so
+        a hold wakes one task per interval, not every waiting one; all of them wake when the hold ends."""
         pipe = self.redis.pipeline(transaction=True)
         pipe.hget(self.keys.governor, "decision")
         pipe.exists(self.keys.governor_lease)
-        decision, leased = pipe.execute()
-        return _text(decision), not leased  # type: ignore[return-value]
+        pipe.hget(self.keys.governor, "config")
+        decision, leased, config = pipe.execute()
+        if leased:
+            return _text(decision), False  # type: ignore[return-value]
+        interval = json.loads(_text(config) or "{}").get("health_interval", 1.0)
+        woken = self.redis.set(self.keys.governor_waker, "1", nx=True, px=max(1, int(float(interval) * 1000)))
+        return _text(decision), bool(woken)  # type: ignore[return-value]
 
     def history(self, limit: int = LOG_KEPT) -> list[LoggedDecision]:
         """The logged decisions, newest first."""

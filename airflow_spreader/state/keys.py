@@ -88,6 +88,11 @@ class Keys:
         return self._key("governor-lease")
 
     @property
+    def governor_waker(self) -> str:
+        """String with a TTL of health_interval: the one waiting trigger that wakes its task for a new check."""
+        return self._key("governor-waker")
+
+    @property
     def governor_log(self) -> str:
         """List of the governor's decisions (JSON), newest first, capped (O(1) memory)."""
         return self._key("governor-log")
@@ -101,4 +106,4 @@ class Keys:
     def all(self) -> list[str]:
         return [self.meta, self.stats, self.inflight, self.leases, self.failed, self.stop,
                 self.token_seq, self.done_by_minute, self.claims, self.claim_order, self.governor,
-                self.governor_lease, self.governor_log]
+                self.governor_lease, self.governor_waker, self.governor_log]

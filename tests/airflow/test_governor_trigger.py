@@ -48,6 +48,7 @@ def test_it_waits_while_held_and_fires_when_a_check_is_due(tracker: Tracker, hel
     assert asyncio.run(first_event(trigger_of(tracker), 0.5)) is None
     tracker.redis.delete(tracker.keys.governor_lease)
     assert asyncio.run(first_event(trigger_of(tracker), 2)) == "recheck"
+    assert asyncio.run(first_event(trigger_of(tracker), 0.5)) is None  # one waiter woke for the check: not two
 
 
 def test_it_fires_when_the_hold_ends_or_on_a_stop(tracker: Tracker, held: GovernorState) -> None:

@@ -87,11 +87,14 @@ def test_the_log_is_capped_and_reset_forgets_the_governor(tracker: Tracker) -> N
     assert state.current() is None and state.history() == [] and state.config() is None
 
 
-def test_the_waiting_state_tells_a_trigger_when_to_wake(tracker: Tracker) -> None:
+def test_the_waiting_state_wakes_one_waiter_per_interval_for_a_new_check(tracker: Tracker) -> None:
     state = GovernorState(tracker.redis, tracker.name)
-    assert state.waiting_state() == (None, True)
+    state.publish(CONFIG)
     state.take_turn(60)
     state.record(HOLD, [])
-    assert state.waiting_state() == ("hold", False)
+    assert state.waiting_state() == ("hold", False)  # checked this interval: nobody wakes
     tracker.redis.delete(tracker.keys.governor_lease)
+    assert [state.waiting_state() for _ in range(5)] == [("hold", True)] + [("hold", False)] * 4
+    assert 0 < tracker.redis.pttl(tracker.keys.governor_waker) <= 500  # health_interval 0.5 s
+    tracker.redis.delete(tracker.keys.governor_waker)  # the interval passed and still no check: wake again
     assert state.waiting_state() == ("hold", True)
