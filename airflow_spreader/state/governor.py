@@ -58,6 +58,8 @@ class GovernorRecord:
     checked_at: datetime | None
     since: datetime | None
     held_seconds: float
+    #: Checks recorded over the backfill's life (at most one per health_interval).
+    checks: int = 0
 
     def seconds_in_decision(self, now: datetime) -> float:
         return max(0.0, (now - self.since).total_seconds()) if self.since else 0.0
@@ -106,13 +108,14 @@ class GovernorState:
 
     def current(self) -> GovernorRecord | None:
         """The last check recorded, or None before the first one (or with the governor off)."""
-        raw = self.redis.hmget(self.keys.governor, ["verdict", "readings", "checked_at", "since", "held_seconds"])
-        verdict, readings, checked_at, since, held = (_text(value) for value in raw)
+        raw = self.redis.hmget(self.keys.governor, ["verdict", "readings", "checked_at", "since", "held_seconds",
+                                                    "checks"])
+        verdict, readings, checked_at, since, held, checks = (_text(value) for value in raw)
         if verdict is None:
             return None
         return GovernorRecord(Verdict.from_dict(json.loads(verdict)),
                               {label: Reading.from_dict(r) for label, r in json.loads(readings or "[]")},
-                              from_epoch(checked_at), from_epoch(since), float(held or 0))
+                              from_epoch(checked_at), from_epoch(since), float(held or 0), int(checks or 0))
 
     def waiting_state(self) -> tuple[Decision | None, bool]:
         """For a task waiting out a hold: the last decision, and whether it is this waiter's turn to wake its

@@ -143,6 +143,11 @@ def test_replica_lag_holds_the_backfill_and_it_resumes_at_the_rate(governed: Sou
     assert held.reason.startswith("replica lag ") and held.reason.endswith(" s > 2 s")
     record = state.current()
     assert record is not None and record.held_seconds >= 2
+    # One check per health_interval at most, shared by every batch start (3 a second, and rechecks while held).
+    first_check = state.history()[-1].at
+    assert record.checked_at is not None and first_check is not None
+    span = (record.checked_at - first_check).total_seconds()
+    assert 3 <= record.checks <= span / INTERVAL + 1, (record.checks, span)
 
 
 KNOB = {"kind": "callable", "callable": "tests.airflow.governor_knob:knob", "name": "knob", "hold_above": 1,

@@ -55,7 +55,7 @@ def test_a_hold_records_since_when_and_the_total_held(tracker: Tracker, clock: M
     clock.advance(7)
     state.record(OK, [("replica lag", Reading(0.0))])
     record = state.current()
-    assert record is not None and record.held_seconds == 12 and record.verdict == OK
+    assert record is not None and record.held_seconds == 12 and record.verdict == OK and record.checks == 4
     assert [(e.previous, e.decision, e.reason) for e in state.history()] == [
         ("hold", "ok", "all signals healthy"), ("ok", "hold", "replica lag 4.2 s > 2 s"),
         ("none", "ok", "all signals healthy")]

@@ -7,6 +7,7 @@ local prev = redis.call('HGET', KEYS[1], 'decision') or 'none'
 local now = tonumber(ARGV[4])
 local stopping = ARGV[1] == 'stop' and redis.call('EXISTS', KEYS[3]) == 0
 redis.call('HSET', KEYS[1], 'decision', ARGV[1], 'verdict', ARGV[2], 'readings', ARGV[3], 'checked_at', ARGV[4])
+redis.call('HINCRBY', KEYS[1], 'checks', 1)
 if prev ~= ARGV[1] then
   if prev == 'hold' then
     local since = tonumber(redis.call('HGET', KEYS[1], 'since') or ARGV[4])

@@ -81,7 +81,7 @@ class GovernorView:
             "checked_at": record.checked_at.isoformat() if record and record.checked_at else None,
             "seconds_in_state": None if record is None else record.seconds_in_decision(self.now),
             "held_seconds_total": 0.0 if record is None else record.total_held(self.now),
-            "health_interval": self.config.health_interval,
+            "health_interval": self.config.health_interval, "checks": 0 if record is None else record.checks,
             "readings": self.readings(),
             "history": [entry.to_dict() for entry in self.history],
         }
