@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from airflow_spreader.core.governor_config import GovernorConfig
 from airflow_spreader.core.peak import PEAK_RULES, PeakSchedule
 from airflow_spreader.core.rules import SUNDAY, ZONE_EXAMPLE, ConfigError, Kind, Rule, check, is_zone_name
 
@@ -132,10 +133,13 @@ class SpreadConfig:
         metadata=_rule("int", "most passes over the key with follow_new_rows, the first walk included; at the "
                        "bound the backfill ends and status shows the ids left above the top", 1, MAX_PASSES),
     )
+    #: The health signals that hold or stop the backfill (core/governor_config.py; docs/governor.md).
+    governor: GovernorConfig | None = None
 
     def __post_init__(self) -> None:
-        check(RULES, self.to_dict())
-        problems = limit_problems(RULES, self.to_dict())
+        values = {name: getattr(self, name) for name in RULES}
+        check(RULES, values)
+        problems = limit_problems(RULES, values)
         if problems:
             raise ConfigError(problems)
 
@@ -154,19 +158,25 @@ class SpreadConfig:
                 problems[name] = f"must be {rule.allowed}"
                 labels[name] = f"{name}={data[name]!r}"
         for key in data:
-            if key not in RULES:
+            if key not in FIELDS:
                 problems[key if isinstance(key, str) else repr(key)] = (
-                    f"unknown field (allowed: {', '.join(RULES)})"
+                    f"unknown field (allowed: {', '.join(FIELDS)})"
                 )
+        governor = None
+        try:
+            governor = None if data.get("governor") is None else GovernorConfig.from_dict(data["governor"])
+        except ConfigError as error:
+            problems.update(error.problems)
         if not problems:
-            problems = limit_problems(RULES, data)
+            problems = limit_problems(RULES, {name: value for name, value in data.items() if name in RULES})
         if problems:
             raise ConfigError(problems, labels)
-        return cls(**data)
+        return cls(**{**data, "governor": governor})
 
     def to_dict(self) -> dict[str, Any]:
         """Every field, JSON-serializable; ``from_dict`` reads it back to an equal config."""
-        return {name: getattr(self, name) for name in RULES}
+        values = {name: getattr(self, name) for name in RULES}
+        return values if self.governor is None else {**values, "governor": self.governor.to_dict()}
 
     @classmethod
     def from_json(cls, text: str | bytes) -> SpreadConfig:
@@ -186,9 +196,9 @@ class SpreadConfig:
 
     def with_changes(self, **changes: Any) -> SpreadConfig:
         """A validated copy with some fields replaced; unknown names are a ConfigError too."""
-        unknown = [name for name in changes if name not in RULES]
+        unknown = [name for name in changes if name not in FIELDS]
         if unknown:
-            raise ConfigError({name: f"unknown field (allowed: {', '.join(RULES)})" for name in unknown})
+            raise ConfigError({name: f"unknown field (allowed: {', '.join(FIELDS)})" for name in unknown})
         return dataclasses.replace(self, **changes)
 
     @property
@@ -210,6 +220,8 @@ class SpreadConfig:
         """A Markdown table of every field, generated from the rules, for docs and Variable help."""
         lines = ["| field | allowed | default | meaning |", "| --- | --- | --- | --- |"]
         for f in dataclasses.fields(cls):
+            if f.name not in RULES:  # the governor's nested object: docs/governor.md
+                continue
             default = "required" if f.name in REQUIRED else f"`{json.dumps(f.default)}`"
             rule = RULES[f.name]
             bound = [f"at most {rule.cap:,}"] if rule.cap is not None else []
@@ -222,7 +234,9 @@ class SpreadConfig:
         return "\n".join(lines)
 
 
-RULES: dict[str, Rule] = {f.name: f.metadata["rule"] for f in dataclasses.fields(SpreadConfig)}
+RULES: dict[str, Rule] = {f.name: f.metadata["rule"] for f in dataclasses.fields(SpreadConfig) if "rule" in f.metadata}
+#: Every top-level field: the flat ones with their rules, then the governor's object.
+FIELDS: tuple[str, ...] = (*RULES, "governor")
 REQUIRED: frozenset[str] = frozenset(
     f.name for f in dataclasses.fields(SpreadConfig) if f.default is dataclasses.MISSING
 )
@@ -233,5 +247,5 @@ DEFAULTS: dict[str, Any] = {
     "duration": 120,
     "per_second_on_peak": 0.5,
     "per_second_off_peak": 1.0,
-    **{f.name: f.default for f in dataclasses.fields(SpreadConfig) if f.name not in REQUIRED},
+    **{f.name: f.default for f in dataclasses.fields(SpreadConfig) if f.name not in REQUIRED and f.name in RULES},
 }

@@ -15,19 +15,23 @@ from typing import Literal
 #: Seconds a read of the DAG's paused flag is trusted: at most one Task SDK call per second.
 PAUSE_CACHE_SECONDS = 1.0
 
-PauseStep = Literal["start", "wait", "hand_back"]
+PauseStep = Literal["start", "wait", "hold", "hand_back"]
 
 
-def pause_step(run_at: datetime, *, paused: bool, stopped: bool, resumed_at: datetime | None) -> PauseStep:
-    """What to do with a batch now due: ``start`` it, ``wait`` (defer) while the DAG is paused, or
-    ``hand_back`` a batch whose moment passed before ``resumed_at`` (the end of a pause of this task).
+def pause_step(run_at: datetime, *, paused: bool, stopped: bool, resumed_at: datetime | None,
+               held: bool = False) -> PauseStep:
+    """What to do with a batch now due: ``start`` it, ``wait`` (defer) while the DAG is paused, ``hold``
+    (defer) while the governor holds the backfill, or ``hand_back`` a batch whose moment passed before
+    ``resumed_at`` (the end of a pause or a hold of this task).
 
-    A stop wins over a pause: the batch goes on to its start, which hands the range back untouched.
+    A stop wins over a pause and a hold: the batch goes on to its start, which hands the range back untouched.
     """
     if stopped:
         return "start"
     if paused:
         return "wait"
+    if held:
+        return "hold"
     if resumed_at is not None and run_at < resumed_at:
         return "hand_back"
     return "start"

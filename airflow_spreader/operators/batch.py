@@ -17,6 +17,7 @@ from airflow_spreader.cycle.model import BatchGroup
 from airflow_spreader.errors import SpreaderError
 from airflow_spreader.hooks.source import SourceDatabaseHook
 from airflow_spreader.hooks.spreader import SpreaderHook
+from airflow_spreader.operators.governed import governor_holds, hold_trigger
 from airflow_spreader.operators.timing import TimedWaits
 from airflow_spreader.sql.ledger import DEFAULT_LEDGER_TABLE, LedgerKey, RangeAlreadyDone, ledger_named
 from airflow_spreader.state.quarantine import Quarantine
@@ -126,6 +127,13 @@ class SpreadBatchOperator(TimedWaits):
         wake_at = datetime.now(timezone.utc) + timedelta(seconds=self.pause_poll_seconds)
         self.defer(trigger=self.wake_trigger(wake_at), method_name="resume_after_pause")
 
+    def wait_out_hold(self) -> None:
+        """The governor holds the backfill: defer until it no longer does (or a new check is due), then
+        ``resume_after_pause`` hands back what fell due meanwhile, as after a pause."""
+        self.log.info("Backfill %r: held by the governor, no batch starts until it recovers", self.backfill)
+        self.defer(trigger=hold_trigger(self.backfill, self.redis_conn_id, self.pause_poll_seconds),
+                   method_name="resume_after_pause")
+
     def run_due(self, context: Context, after_pause: bool = False) -> dict[str, int]:
         tracker = SpreaderHook(self.redis_conn_id).tracker(self.backfill)
         ti = context["ti"]
@@ -142,10 +150,13 @@ class SpreadBatchOperator(TimedWaits):
         for batch in BatchGroup.from_xcom(self.batches).batches:
             if batch.run_at > datetime.now(timezone.utc) and not tracker.is_stopped():
                 self.wait_for(batch.run_at, self.wake_trigger)
+            held = governor_holds(tracker, self.log)  # first: a governor's stop sets the stop flag
             step = pause_step(batch.run_at, paused=self.dag_is_paused(context), stopped=tracker.is_stopped(),
-                              resumed_at=resumed_at)
+                              resumed_at=resumed_at, held=held)
             if step == "wait":
                 self.wait_out_pause()
+            if step == "hold":
+                self.wait_out_hold()
             if step == "hand_back":
                 outcome["handed_back" if tracker.release(batch) == "released" else "skipped"] += 1
                 continue
@@ -155,7 +166,7 @@ class SpreadBatchOperator(TimedWaits):
             self.log.warning("Backfill %r is stopped: %d batches handed back untouched", self.backfill,
                              outcome["stopped"])
         if outcome["handed_back"]:
-            self.log.warning("Backfill %r: %d batches fell due while the DAG was paused: handed back, the next "
+            self.log.warning("Backfill %r: %d batches fell due while the DAG was paused or held: handed back, the next "
                              "cycle plans them first", self.backfill, outcome["handed_back"])
         if failures:
             fate = " (last try: bisected to isolate the failing rows, see status)" if self.max_split_depth \

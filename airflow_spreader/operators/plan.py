@@ -15,7 +15,7 @@ from airflow_spreader.core.config import ConfigError, SpreadConfig
 from airflow_spreader.cycle.plan import carver_for, check_rows_span, plan_next_cycle, start_backfill
 from airflow_spreader.cycle.verify import DEFAULT_SPAN_BATCHES, verify_round
 from airflow_spreader.errors import SpreaderError
-from airflow_spreader.hooks import checkpoint
+from airflow_spreader.hooks import checkpoint, governor
 from airflow_spreader.hooks.airflow_api import DEFAULT_API_CONN_ID, AirflowApiError, AirflowApiHook
 from airflow_spreader.hooks.source import SourceDatabaseHook
 from airflow_spreader.hooks.spreader import SpreaderHook
@@ -161,6 +161,7 @@ class PlanCycleOperator(BaseOperator):
 
     def plan(self, context: Context) -> list[dict[str, Any]]:
         config = self.load_config()
+        governor.check_config(config.governor)  # connections and callables: a ConfigError plans nothing
         tracker = SpreaderHook(self.redis_conn_id).tracker(self.backfill)
         try:
             started = tracker.is_started()
@@ -194,6 +195,7 @@ class PlanCycleOperator(BaseOperator):
             check_rows_span(config, self.table, progress.min_id, progress.max_id)  # a switch to "rows"
             self.ensure_ledger()
         record_batching(tracker, config.batching, lambda: estimate_rows(engine, self.table))
+        governor.publish(tracker, config.governor)  # the batches of this cycle read it from Redis
         ti = context["ti"]
         # A retried plan task of this DAG run gets the cycle its first try claimed (claim_id), not another one.
         cycle = plan_next_cycle(tracker, config, datetime.now(timezone.utc), claim_id=f"{ti.dag_id}/{ti.run_id}",

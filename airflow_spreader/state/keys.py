@@ -109,6 +109,26 @@ class Keys:
         return self._key("recheck")
 
     @property
+    def governor(self) -> str:
+        """Hash: the governor's config, last verdict, readings, checked_at, since, held_seconds."""
+        return self._key("governor")
+
+    @property
+    def governor_lease(self) -> str:
+        """String with a TTL of health_interval: whoever sets it (SET NX) checks the signals this interval."""
+        return self._key("governor-lease")
+
+    @property
+    def governor_waker(self) -> str:
+        """String with a TTL of health_interval: the one waiting trigger that wakes its task for a new check."""
+        return self._key("governor-waker")
+
+    @property
+    def governor_log(self) -> str:
+        """List of the governor's decisions (JSON), newest first, capped (O(1) memory)."""
+        return self._key("governor-log")
+
+    @property
     def claim_script_keys(self) -> list[str]:
         """The keys claim.lua touches, in its KEYS order."""
         return [self.meta, self.leases, self.inflight, self.stats, self.stop, self.token_seq, self.claims,
@@ -117,4 +137,5 @@ class Keys:
     def all(self) -> list[str]:
         return [self.meta, self.stats, self.inflight, self.leases, self.failed, self.stop,
                 self.token_seq, self.done_by_minute, self.claims, self.claim_order, self.families, self.quarantine,
-                self.verify, self.pending, self.recheck]
+                self.verify, self.pending, self.recheck, self.governor, self.governor_lease, self.governor_waker,
+                self.governor_log]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime, tzinfo
 from typing import Any
 
+from airflow_spreader.tools.readmodel.governor import HISTORY_SHOWN
 from airflow_spreader.tools.readmodel.status import BackfillStatus
 
 BAR_WIDTH = 30
@@ -94,6 +95,7 @@ def render(status: BackfillStatus) -> str:
     if len(status.failed) > FAILED_SHOWN:
         lines.append(f"  failed    ... {len(status.failed) - FAILED_SHOWN} more (see --json)")
     lines += quarantine_lines(status)
+    lines.extend(governor_lines(status))
     lines.append(f"  airflow   {airflow_text(status)}")
     return "\n".join(lines)
 
@@ -121,6 +123,23 @@ def quarantine_lines(status: BackfillStatus) -> list[str]:
         lines.append(f"  quarantine {key.key}  {plural(key.attempts, 'attempt')}  {error}")
     if count > FAILED_SHOWN:
         lines.append(f"  quarantine ... {count - FAILED_SHOWN:,} more (see --json)")
+    return lines
+
+
+def governor_lines(status: BackfillStatus) -> list[str]:
+    """Why the backfill is held or stopped (or that it is not), its readings, and its last decisions."""
+    governor, zone = status.governor, status.zone
+    if governor is None:
+        return []
+    lines = [f"  governor  {governor.message(zone)}"]
+    if governor.record is not None:
+        total = governor.record.total_held(status.now)
+        held = f"held {duration_text(governor.record.seconds_in_decision(status.now))}; " if (
+            governor.state == "held") else ""
+        lines.append(f"  signals   {governor.readings_text()}; {held}{duration_text(total)} held in all")
+    for entry in governor.history[:HISTORY_SHOWN]:
+        at = entry.at.astimezone(zone).strftime("%H:%M:%S") if entry.at else "?"
+        lines.append(f"  decided   {at} {entry.previous} -> {entry.decision}: {entry.reason}")
     return lines
 
 

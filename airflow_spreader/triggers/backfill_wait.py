@@ -10,14 +10,17 @@ from typing import Any, Literal
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_spreader.hooks.spreader import SpreaderHook
+from airflow_spreader.state.governor import GovernorState
 
-WaitFor = Literal["due_or_stopped", "resumed", "settled"]
+WaitFor = Literal["due_or_stopped", "resumed", "settled", "healthy"]
 
 
 class BackfillWaitTrigger(BaseTrigger):
     """Fire at ``moment``, or at once when the backfill is stopped (``due_or_stopped``, for batches),
     or when its stop flag is cleared (``resumed``, for the chain of cycles), or, with ``settled``, at
-    ``moment``, on a stop, or as soon as no range is in flight (the chain's wait at the end of a backfill).
+    ``moment``, on a stop, or as soon as no range is in flight (the chain's wait at the end of a backfill),
+    or, with ``healthy``, when the governor no longer holds the backfill, a new check of its signals is due,
+    or on a stop (a batch task waiting out a hold; it reads only Redis, never a Variable).
 
     Unlike the standard DateTimeTrigger, which wakes on whole-second polls, it sleeps exactly until
     the moment when that is nearer than the next stop-flag check, so batches start on time; and a
@@ -59,6 +62,13 @@ class BackfillWaitTrigger(BaseTrigger):
             if stopped:
                 yield TriggerEvent({"status": "stopped"})
                 return
+            if self.wait_for == "healthy":
+                decision, due = await asyncio.to_thread(GovernorState(tracker.redis, self.backfill).waiting_state)
+                if decision != "hold" or due:
+                    yield TriggerEvent({"status": "recheck" if decision == "hold" else "healthy"})
+                    return
+                await asyncio.sleep(self.poll_interval)
+                continue
             if self.wait_for == "settled" and await asyncio.to_thread(tracker.in_flight_count) == 0:
                 yield TriggerEvent({"status": "settled"})
                 return

@@ -21,7 +21,7 @@ REQUIRED = {"batch_size": 10, "duration": 30, "per_second_on_peak": 2, "per_seco
 ALLOWED = (
     "batch_size, duration, per_second_on_peak, per_second_off_peak, on_peak_timezone, on_peak_wday_begin, "
     "on_peak_wday_end, on_peak_hour_begin, on_peak_hour_end, lease_seconds, max_tasks_per_cycle, lead_seconds, "
-    "batching, follow_new_rows, max_passes"
+    "batching, follow_new_rows, max_passes, governor"
 )
 ZONE_RULE = "must be an IANA time zone name such as 'UTC' or 'Europe/Paris'"
 INT_GE_1 = "must be an integer >= 1"

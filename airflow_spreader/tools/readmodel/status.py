@@ -20,6 +20,7 @@ from airflow_spreader.state.quarantine import Quarantine, QuarantinedKey
 from airflow_spreader.state.records import FailedRange, Progress
 from airflow_spreader.state.tracker import Tracker
 from airflow_spreader.state.verification import Verification, VerificationState
+from airflow_spreader.tools.readmodel.governor import GovernorView, read_governor
 from airflow_spreader.tools.readmodel.sources import AirflowSource, Lookup
 
 #: Quarantined keys listed in the status (JSON and page); the count is always the whole one.
@@ -32,11 +33,12 @@ def display_zone(config: SpreadConfig | None) -> tzinfo:
 
 
 def state_of(progress: Progress, paused: bool | None, halted: bool = False, following: bool = False,
-             verification: VerificationState | None = None) -> str:
-    """running, paused, stopped, halted (the last plan failed for good), done, failed (only failed ranges
-    left, or quarantined keys left), or not started. ``following``: with follow_new_rows, "done" waits for
-    the look at MAX that ends the passes. With a ``pending`` predicate, once every range is done:
-    verifying (counting the rows still pending), incomplete (rows remain: redo-pending) or done (none)."""
+             verification: VerificationState | None = None, held: bool = False) -> str:
+    """running, paused, held (by the governor), stopped, halted (the last plan failed for good), done, failed
+    (only failed ranges left, or quarantined keys left), or not started. ``following``: with
+    follow_new_rows, "done" waits for the look at MAX that ends the passes. With a ``pending`` predicate,
+    once every range is done: verifying (counting the rows still pending), incomplete (rows remain:
+    redo-pending) or done (none)."""
     if progress.finished and not (following and not progress.looked_after_last_batch):
         if verification is None or verification.verified:
             return "done"
@@ -49,7 +51,7 @@ def state_of(progress: Progress, paused: bool | None, halted: bool = False, foll
         return "failed"
     if progress.stopped:
         return "stopped"
-    return "paused" if paused else "running"
+    return "paused" if paused else "held" if held else "running"
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +87,7 @@ class BackfillStatus:
     quarantined: tuple[QuarantinedKey, ...] = ()
     #: None when the DAG has no ``pending`` predicate.
     verification: VerificationState | None = None
+    governor: GovernorView | None = None
 
     @property
     def name(self) -> str:
@@ -93,7 +96,8 @@ class BackfillStatus:
     @property
     def state(self) -> str:
         following = self.config.value is not None and self.config.value.follow_new_rows
-        return state_of(self.progress, self.paused.value, self.halt is not None, following, self.verification)
+        return state_of(self.progress, self.paused.value, self.halt is not None, following, self.verification,
+                        held=self.governor is not None and self.governor.state == "held")
 
     @property
     def zone(self) -> tzinfo:
@@ -194,6 +198,7 @@ class BackfillStatus:
                            "keys": [q.to_dict() for q in self.quarantined]},
             "verification": None if self.verification is None else {**self.verification.to_dict(),
                                                                     "message": self.verification_text},
+            "governor": None if self.governor is None else self.governor.to_dict(self.zone),
             "airflow": {"paused": self.paused.value, "paused_problem": self.paused.problem,
                         "config_problem": self.config.problem},
         }
@@ -209,5 +214,5 @@ def gather(tracker: Tracker, airflow: AirflowSource, dag_id: str, now: datetime,
         dag_id=dag_id, now=now, progress=progress, failed=tracker.failed_ranges(),
         quarantined=tuple(Quarantine(tracker).quarantined(QUARANTINE_LISTED)),
         observed=observe(tracker.done_per_minute(), now, minutes=window_minutes, started_at=progress.started_at),
-        config=airflow.config(dag_id), paused=airflow.is_paused(dag_id),
+        config=airflow.config(dag_id), paused=airflow.is_paused(dag_id), governor=read_governor(tracker, now),
     )

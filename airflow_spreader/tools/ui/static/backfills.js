@@ -159,6 +159,7 @@ function card(b) {
                               field("rows_total", `${p.rows_total_is_estimate ? "~" : ""}${int(p.rows_total)}`, p.rows_total),
                               ` rows${estimate}, `, field("percent", `${pct}%`, p.fraction_done))];
   }
+  if (b.governor) rows.splice(rows.length - 1, 0, ["governor", field("governor", b.governor.message)]);
   if (b.halt) rows.unshift(["halted", field("halt", `${b.halt.at ? when(b.halt.at, zone) + ": " : ""}${b.halt.message}`)]);
   return el("section", {class: "backfill", "data-backfill": b.backfill},
     el("div", {class: "head"}, el("h2", {text: b.backfill}),
