@@ -23,15 +23,24 @@ from typing import TypeVar
 import redis
 import sqlalchemy as sa
 
-from bench import console_latency, end_to_end, planner_scaling, scheduler_cost, tracker_throughput, workload
+from bench import (
+    console_latency,
+    end_to_end,
+    planner_scaling,
+    rows_planning,
+    scheduler_cost,
+    tracker_throughput,
+    workload,
+)
 from bench.common import Section, Stats, Table, machine_table
 from bench.harness import COMPONENTS, bench_stack
 from bench.profiling import Profile
+from bench.splice import splice
 from devtools.embedded import EmbeddedRedis
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_POSTGRES = "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
-BENCHMARKS = ("planner", "tracker", "console", "e2e")
+BENCHMARKS = ("planner", "tracker", "console", "e2e", "rows")
 T = TypeVar("T")
 
 
@@ -145,6 +154,10 @@ def end_to_end_sections(args: argparse.Namespace, workdir: Path, postgres: str |
     return sections
 
 
+def machine_revision(machine: Table) -> str:
+    return next((row[1] for row in machine.rows if row[0] == "git revision"), "unknown")
+
+
 def summary(sections: list[Section]) -> Table:
     table = Table("Summary", ["benchmark", "what", "figure", "target", "verdict"])
     for section in sections:
@@ -202,13 +215,13 @@ def main(argv: list[str] | None = None) -> int:
     workdir.mkdir(parents=True, exist_ok=True)
     embedded: EmbeddedRedis | None = None
     redis_url = args.redis_url
-    if only & {"tracker", "console"} and not reachable_redis(redis_url):
+    if only & {"tracker", "console", "rows"} and not reachable_redis(redis_url):
         embedded = EmbeddedRedis(directory=workdir / "tracker-redis")
         redis_url = embedded.start()
         log(f"no Redis at {args.redis_url}: using an embedded one at {redis_url}")
     postgres = args.postgres_url if args.postgres_url != "none" and reachable_postgres(args.postgres_url) else None
-    if "e2e" in only:
-        log(f"end-to-end source table: {'PostgreSQL ' + postgres if postgres else 'SQLite (no PostgreSQL)'}")
+    if only & {"e2e", "rows"}:
+        log(f"source tables: {'PostgreSQL ' + postgres if postgres else 'SQLite (no PostgreSQL; rows: not run)'}")
     machine = machine_table(redis_url if "tracker" in only else None, postgres)
     sections: list[Section] = []
     load = LoadSampler().start()
@@ -223,6 +236,9 @@ def main(argv: list[str] | None = None) -> int:
                                                        lambda: console_latency.run(redis_url, args.quick))])
         if "e2e" in only:
             sections += with_load(load, lambda: end_to_end_sections(args, workdir, postgres))
+        if "rows" in only:
+            sections += with_load(load, lambda: [timed("rows batching", lambda: rows_planning.run(
+                postgres, redis_url, args.quick))])
     finally:
         load.stop()
         if embedded:
@@ -234,7 +250,14 @@ def main(argv: list[str] | None = None) -> int:
     elapsed = time.monotonic() - started
     machine.add("load average at end (1/5/15 min)", " / ".join(f"{x:.2f}" for x in os.getloadavg()))
     machine.add("1-min load average during the run", load.since(started))
-    write(args.out, sections, machine, args, elapsed)
+    if only != set(BENCHMARKS) and args.out.exists():  # a subset: keep the other sections of the last run
+        args.out.write_text(splice(args.out.read_text(), sections, (
+            f"(`python -m bench.run --only {args.only}{' --quick' if args.quick else ''}`, "
+            f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {elapsed / 60:.1f} min, revision "
+            f"{machine_revision(machine)}; 1-min load average {load.since(started)}); the other sections come "
+            "from the run above.")))
+    else:
+        write(args.out, sections, machine, args, elapsed)
     log(f"wrote {args.out} ({elapsed / 60:.1f} min)")
     for section in sections:
         for what, figure, target, verdict in section.verdicts:

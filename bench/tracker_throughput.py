@@ -19,6 +19,7 @@ from multiprocessing.synchronize import Barrier
 
 import redis
 
+from airflow_spreader.core.carving import id_carver
 from airflow_spreader.core.planner import slot_offsets
 from airflow_spreader.state.records import ClaimedBatch, ClaimSnapshot
 from airflow_spreader.state.tracker import Tracker
@@ -114,7 +115,7 @@ def planning_seconds(repeats: int) -> float:
     for _ in range(repeats):
         started = time.perf_counter()
         for _ in range(20):
-            Tracker._plan(snapshot, BATCH, offsets, begin_at)
+            Tracker._plan(snapshot, id_carver(BATCH), offsets, begin_at)
         times.append((time.perf_counter() - started) / 20)
     return Stats.of(times).median
 

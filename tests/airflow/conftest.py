@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
@@ -29,6 +30,11 @@ SOURCE_URLS = {"sqlite": f"sqlite:///{AIRFLOW_HOME / 'source.db'}", "subclass": 
                "verify": f"sqlite:///{AIRFLOW_HOME / 'verify.db'}",
                "bad_pending": f"sqlite:///{AIRFLOW_HOME / 'bad-pending.db'}"}
 TABLE = "spreader_items"
+
+
+def sparse_keys(rows: int, seed: int = 7) -> list[int]:
+    """``rows`` distinct keys spread over 1..10^12, ascending: "ids" batching would walk 10^12 ids."""
+    return sorted(random.Random(seed).sample(range(1, 10**12 + 1), rows))
 
 
 @pytest.fixture(scope="session")
@@ -70,6 +76,14 @@ class Source:
             if rows:
                 conn.execute(sa.text(f"INSERT INTO {TABLE} (id, counter) VALUES (:id, 0)"),
                              [{"id": i} for i in range(1, rows + 1)])
+
+    def create_keys(self, keys: Iterable[int]) -> None:
+        """The table with one row per key (BIGINT: sparse keys, "rows" batching), every counter 0."""
+        with self.engine.begin() as conn:
+            conn.execute(sa.text(f"DROP TABLE IF EXISTS {TABLE}"))
+            conn.execute(sa.text(f"CREATE TABLE {TABLE} (id BIGINT PRIMARY KEY, counter INTEGER NOT NULL, "
+                                 "processed_at DOUBLE PRECISION)"))
+            conn.execute(sa.text(f"INSERT INTO {TABLE} (id, counter) VALUES (:id, 0)"), [{"id": k} for k in keys])
 
     def counters(self) -> dict[int, int]:
         with self.engine.connect() as conn:

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.airflow.conftest import Source
+from tests.airflow.conftest import Source, sparse_keys
 from tests.conftest import TESTS, load_dag_file
 
 pytestmark = pytest.mark.airflow
@@ -146,12 +146,21 @@ def test_stopped_touches_no_row_then_go_completes_exactly_once(source: Source) -
     assert set(source.counters().values()) == {1}
 
 
-def test_a_stop_mid_cycle_hands_the_rest_back_and_go_finishes_exactly_once(source: Source) -> None:
-    source.create(200)
+def create_rows(source: Source, batching: str, rows: int) -> None:
+    """``rows`` dense ids 1..rows for "ids" batching, or as many sparse keys over 10^12 ids for "rows"."""
+    if batching == "rows":
+        source.create_keys(sparse_keys(rows))
+    else:
+        source.create(rows)
+
+
+@pytest.mark.parametrize("batching", ["ids", "rows"])
+def test_a_stop_mid_cycle_hands_the_rest_back_and_go_finishes_exactly_once(source: Source, batching: str) -> None:
+    create_rows(source, batching, 200)  # "rows": 200 keys over 10^12 ids, still 20 batches of 10
     # lead_seconds = duration: the chain task triggers the next run at once, so whichever task dag.test()
     # runs first (it runs them one at a time, in no set order), the batches run at their own times.
     source.set_config(batch_size=10, duration=20, per_second_on_peak=1, per_second_off_peak=1,
-                      max_tasks_per_cycle=2, lead_seconds=20)
+                      max_tasks_per_cycle=2, lead_seconds=20, batching=batching)
 
     def stop_then_go() -> None:
         while source.tracker.progress().batches_done < 3:
@@ -172,6 +181,7 @@ def test_a_stop_mid_cycle_hands_the_rest_back_and_go_finishes_exactly_once(sourc
             break
     progress = source.tracker.progress()
     assert progress.finished and progress.counters.get("batches_replanned", 0) > 0
+    assert (progress.batches_done, progress.rows_done) == (20, 200), "the handed-back ranges kept their bounds"
     assert set(source.counters().values()) == {1}
 
 

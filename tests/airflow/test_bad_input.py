@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from airflow_spreader.core.names import checkpoint_variable
 from airflow_spreader.state.checkpoint import Checkpoint
-from tests.airflow.conftest import TABLE, Source
+from tests.airflow.conftest import TABLE, Source, sparse_keys
 from tests.airflow.test_backfill_dag import RATE, run_cycle
 
 pytestmark = pytest.mark.airflow
@@ -97,21 +97,24 @@ def test_an_unreachable_redis_is_named(source: Source, capfd: pytest.CaptureFixt
 
 
 @pytest.mark.parametrize("source", ["sqlite"], indirect=True)
-def test_lost_redis_state_is_refused_then_resumed_from_the_checkpoint(source: Source,
-                                                                      capfd: pytest.CaptureFixture) -> None:
+@pytest.mark.parametrize("batching", ["ids", "rows"])
+def test_lost_redis_state_is_refused_then_resumed_from_the_checkpoint(source: Source, capfd: pytest.CaptureFixture,
+                                                                      batching: str) -> None:
     from airflow.models.variable import Variable
 
-    source.create(1000)
-    source.set_config(batch_size=10, duration=10, max_tasks_per_cycle=8, **RATE)
-    assert run_cycle(source) == "success"  # ids 1000..251 done
+    keys = sparse_keys(1000) if batching == "rows" else list(range(1, 1001))  # "rows": over 10^12 ids
+    source.create_keys(keys)
+    source.set_config(batch_size=10, duration=10, max_tasks_per_cycle=8, batching=batching, **RATE)
+    assert run_cycle(source) == "success"  # the top 750 rows done (75 batches of 10 ids, or of 10 rows)
     saved = Checkpoint(**json.loads(Variable.get(checkpoint_variable(source.dag_id))))
-    assert (saved.low_water, saved.min_id, saved.max_id, saved.finished) == (250, 1, 1000, False)
+    # "rows": the mark is the 751st key from the top, where the next carve begins (the cursor)
+    assert (saved.low_water, saved.min_id, saved.max_id, saved.finished) == (keys[249], keys[0], keys[-1], False)
     assert saved.generation == source.tracker.generation()
 
     source.tracker.reset()  # Redis restarted without persistence: the tracker's state is gone
     failed_with(source, capfd, "has no state in Redis, but its checkpoint")
     assert not source.tracker.is_started()
-    assert {i for i, n in source.counters().items() if n == 0} == set(range(1, 251))
+    assert {k for k, n in source.counters().items() if n == 0} == set(keys[:250])
 
     saved.restore(source.tracker)
     assert source.tracker.generation() == saved.generation, "the restore continues the run's done-ledger"
@@ -119,4 +122,5 @@ def test_lost_redis_state_is_refused_then_resumed_from_the_checkpoint(source: So
         run_cycle(source)
         if source.tracker.progress().finished:
             break
-    assert set(source.counters().values()) == {1}
+    assert source.counters() == dict.fromkeys(keys, 1)
+    assert source.tracker.progress().batches_done == 25, "the carve after the restore: 250 rows, 25 batches"

@@ -6,7 +6,7 @@ import pytest
 import sqlalchemy as sa
 
 from airflow_spreader.sql.ledger import DEFAULT_LEDGER_TABLE
-from tests.airflow.conftest import Source
+from tests.airflow.conftest import Source, sparse_keys
 from tests.airflow.test_backfill_dag import run_cycle
 from tests.conftest import AIRFLOW_HOME
 
@@ -30,19 +30,21 @@ def run_until_finished(source: Source, cycles: int = 4) -> None:
 
 
 @pytest.mark.parametrize("source", ["dies"], indirect=True)
-def test_a_batch_killed_after_its_commit_is_skipped_when_its_range_comes_back(source: Source) -> None:
-    source.create(40)
-    source.set_config(**CONFIG)
+@pytest.mark.parametrize("batching", ["ids", "rows"])
+def test_a_batch_killed_after_its_commit_is_skipped_when_its_range_comes_back(source: Source, batching: str) -> None:
+    keys = sparse_keys(40) if batching == "rows" else list(range(1, 41))  # "rows": 40 keys over 10^12 ids
+    source.create_keys(keys)
+    source.set_config(**CONFIG, batching=batching)
     kill_the_next_batch_after_its_commit()
 
-    assert run_cycle(source) == "failed"  # the task instance died after the commit of 31-40
-    assert source.counters()[40] == 1
+    assert run_cycle(source) == "failed"  # the task instance died after the commit of the top 10 rows
+    assert [source.counters()[k] for k in keys[-10:]] == [1] * 10
     assert source.tracker.progress().batches_done == 0, "Redis never heard of the commit"
 
-    run_until_finished(source)  # every range is planned again once its lease is over
+    run_until_finished(source)  # every range is planned again once its lease is over, with the same bounds
     progress = source.tracker.progress()
-    assert set(source.counters().values()) == {1}, "the range killed after its commit ran twice"
-    assert (progress.batches_done, progress.ids_done, progress.rows_done) == (4, 40, 40)
+    assert source.counters() == dict.fromkeys(keys, 1), "the range killed after its commit ran twice"
+    assert (progress.batches_done, progress.ids_done, progress.rows_done) == (4, keys[-1] - keys[0] + 1, 40)
 
 
 @pytest.mark.parametrize("source", ["dies_unledgered"], indirect=True)

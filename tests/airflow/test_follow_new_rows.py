@@ -70,11 +70,9 @@ def test_rows_inserted_above_the_top_between_cycles_are_processed_exactly_once(s
 
 @pytest.mark.parametrize("source", ["sqlite"], indirect=True)
 def test_in_rows_batching_new_sparse_rows_above_the_top_are_walked_in_rows_exactly_once(source: Source) -> None:
-    from tests.airflow.test_rows_batching import create_keys
-
     old = [i * 10**9 for i in range(1, 101)]  # 100 rows over 10^11 ids
     new = [10**11 + i * 10**9 for i in range(1, 41)]  # 40 more above the top, once the first walk is over
-    create_keys(source, old)
+    source.create_keys(old)
     source.set_config(batch_size=10, duration=2, max_tasks_per_cycle=4, follow_new_rows=True, batching="rows",
                       **RATE)
     inserted = False

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Iterable
 
 import pytest
 import sqlalchemy as sa
@@ -25,14 +24,6 @@ SNOWFLAKES = sorted({(1_700_000_000_000 + random.Random(11).randrange(10**10) + 
 SIGNED = sorted({random.Random(5 + i).randint(-2**61, 2**61) for i in range(238)} | {-1, 0})
 
 
-def create_keys(source: Source, keys: Iterable[int]) -> None:
-    with source.engine.begin() as conn:
-        conn.execute(sa.text(f"DROP TABLE IF EXISTS {TABLE}"))
-        conn.execute(sa.text(f"CREATE TABLE {TABLE} (id BIGINT PRIMARY KEY, counter INTEGER NOT NULL, "
-                             "processed_at DOUBLE PRECISION)"))
-        conn.execute(sa.text(f"INSERT INTO {TABLE} (id, counter) VALUES (:id, 0)"), [{"id": k} for k in keys])
-
-
 def run_until_finished(source: Source, cycles: int) -> int:
     for done in range(1, cycles + 1):
         assert run_cycle(source) == "success"
@@ -45,7 +36,7 @@ def run_until_finished(source: Source, cycles: int) -> int:
 @pytest.mark.parametrize("keys", [SNOWFLAKES, SIGNED], ids=["snowflake", "signed"])
 def test_rows_batching_visits_every_sparse_row_exactly_once_in_rows_per_batch(source: Source,
                                                                                keys: list[int]) -> None:
-    create_keys(source, keys)
+    source.create_keys(keys)
     source.set_config(batch_size=10, duration=2, batching="rows", **RATE)  # 20 batches a cycle
     assert run_until_finished(source, 3) == 2
     progress = source.tracker.progress()
@@ -59,7 +50,7 @@ def test_rows_batching_visits_every_sparse_row_exactly_once_in_rows_per_batch(so
 @pytest.mark.parametrize("source", ALL_BACKENDS, indirect=True)
 def test_a_switch_from_ids_to_rows_between_cycles_loses_and_repeats_nothing(source: Source) -> None:
     keys = [*range(1, 151), *range(10**12 + 1, 10**12 + 151)]
-    create_keys(source, keys)
+    source.create_keys(keys)
     source.set_config(batch_size=10, duration=2, **RATE)  # "ids": 20 batches of 10 ids from the top
     assert run_cycle(source) == "success"
     assert source.tracker.progress().cursor == 10**12 + 150 - 200
@@ -106,7 +97,7 @@ def test_a_composite_primary_key_without_key_fails_the_first_cycle_listing_its_c
 @pytest.mark.parametrize("source", ["sqlite"], indirect=True)
 def test_rows_batching_of_keys_spanning_more_than_the_counters_hold_fails_the_first_cycle(
         source: Source, capfd: pytest.CaptureFixture) -> None:
-    create_keys(source, [-2**63, 0, 2**63 - 1])
+    source.create_keys([-2**63, 0, 2**63 - 1])
     source.set_config(batch_size=10, duration=2, batching="rows", **RATE)
     assert run_cycle(source) == "failed"
     assert not source.tracker.is_started()

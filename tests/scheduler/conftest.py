@@ -60,9 +60,13 @@ def pg() -> Iterator[sa.Engine]:
         conn.execute(sa.text("CREATE TABLE IF NOT EXISTS drill_control (dag_id TEXT, begin_id INTEGER, "
                              "sleep_s DOUBLE PRECISION, fail_times INTEGER, hang_s DOUBLE PRECISION)"))
         conn.execute(sa.text("ALTER TABLE drill_control ADD COLUMN IF NOT EXISTS hang_after_s DOUBLE PRECISION"))
+        # sparse keys ("rows" batching) go beyond INTEGER: tables created before issue 14 are widened
+        conn.execute(sa.text("ALTER TABLE drill_control ALTER COLUMN begin_id TYPE BIGINT"))
         conn.execute(sa.text("CREATE TABLE IF NOT EXISTS drill_log (id SERIAL PRIMARY KEY, dag_id TEXT, "
-                             "begin_id INTEGER, end_id INTEGER, run_at DOUBLE PRECISION, started DOUBLE PRECISION, "
+                             "begin_id BIGINT, end_id BIGINT, run_at DOUBLE PRECISION, started DOUBLE PRECISION, "
                              "ended DOUBLE PRECISION, pid INTEGER, try_number INTEGER, outcome TEXT)"))
+        conn.execute(sa.text("ALTER TABLE drill_log ALTER COLUMN begin_id TYPE BIGINT, "
+                             "ALTER COLUMN end_id TYPE BIGINT"))
     yield engine
     engine.dispose()
 

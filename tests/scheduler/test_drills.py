@@ -62,11 +62,13 @@ class Drill:
     pg: sa.Engine
     tracker: Tracker
 
-    def prepare(self, rows: int, pool: int, **config: Any) -> None:
+    def prepare(self, rows: int, pool: int, step: int = 1, **config: Any) -> list[int]:
+        """The table's ``rows`` keys, ascending: ``step``, 2 x ``step``, ... (sparse for a large step)."""
         with self.pg.connect() as conn:
             conn.execute(sa.text(f"DROP TABLE IF EXISTS {self.dag_id}_items"))
-            conn.execute(sa.text(f"CREATE TABLE {self.dag_id}_items (id INTEGER PRIMARY KEY, counter INTEGER)"))
-            conn.execute(sa.text(f"INSERT INTO {self.dag_id}_items SELECT g, 0 FROM generate_series(1, {rows}) g"))
+            conn.execute(sa.text(f"CREATE TABLE {self.dag_id}_items (id BIGINT PRIMARY KEY, counter INTEGER)"))
+            conn.execute(sa.text(f"INSERT INTO {self.dag_id}_items SELECT g * {step}, 0 "
+                                 f"FROM generate_series(1, {rows}) g"))
             conn.execute(sa.text("DELETE FROM drill_control WHERE dag_id = :d"), {"d": self.dag_id})
             conn.execute(sa.text("DELETE FROM drill_log WHERE dag_id = :d"), {"d": self.dag_id})
         self.tracker.reset()
@@ -77,6 +79,7 @@ class Drill:
         self.stack.client.set_variable(f"spreader__{self.dag_id}", json.dumps(
             {"per_second_on_peak": config.get("per_second", 5), "per_second_off_peak": config.pop("per_second", 5),
              "duration": 10, "lease_seconds": 60, **config}))
+        return [g * step for g in range(1, rows + 1)]
 
     def command(self, begin_id: int = -1, sleep_s: float = 0, fail_times: int = 0, hang_s: float = 0,
                 hang_after_s: float = 0) -> None:
@@ -260,21 +263,28 @@ def test_a_task_killed_mid_batch_has_its_range_done_again(drill_a: Drill) -> Non
     assert len([row for row in drill_a.log() if row.begin_id == 201]) == 2
 
 
-def test_a_task_killed_after_its_commit_is_not_done_twice(drill_a: Drill) -> None:
+@pytest.mark.parametrize("batching", ["ids", "rows"])
+def test_a_task_killed_after_its_commit_is_not_done_twice(drill_a: Drill, batching: str) -> None:
     """The window at-least-once systems leave open: the work committed, the worker died before Redis heard.
-    The done-ledger row, committed with the work, makes the range's second run skip it."""
-    drill_a.prepare(rows=400, pool=4, batch_size=20, per_second=10, duration=4)
-    drill_a.command(begin_id=201, hang_after_s=600)
+    The done-ledger row, committed with the work, makes the range's second run skip it. In "rows" batching
+    on 400 keys over 10^12 ids: the same 20 batches, cut around real rows, the killed one planned again
+    with the same bounds."""
+    keys = drill_a.prepare(rows=400, pool=4, step=1 if batching == "ids" else 2_499_999_997, batch_size=20,
+                           per_second=10, duration=4, batching=batching)
+    victim_begin = keys[199] + 1  # the 10th batch from the top: rows 201-220 (ids 201-220 in "ids")
+    drill_a.command(begin_id=victim_begin, hang_after_s=600)
     drill_a.stack.client.trigger("drill_a")
-    drill_a.wait_until(lambda: any(row.begin_id == 201 and row.outcome == "done" for row in drill_a.log()),
-                       what="the commit of 201-220")
-    victim = next(row.pid for row in drill_a.log() if row.begin_id == 201)
-    drill_a.command(begin_id=201, hang_after_s=0)
+    drill_a.wait_until(lambda: any(row.begin_id == victim_begin and row.outcome == "done" for row in drill_a.log()),
+                       what=f"the commit of the range from {victim_begin}")
+    victim = next(row.pid for row in drill_a.log() if row.begin_id == victim_begin)
+    drill_a.command(begin_id=victim_begin, hang_after_s=0)
     os.kill(victim, signal.SIGKILL)
     drill_a.finish()
     assert drill_a.counters() == {1: 400}
-    assert [row.outcome for row in drill_a.log() if row.begin_id == 201] == ["done", "already done"]
-    assert drill_a.tracker.progress().ids_done == 400
+    assert [row.outcome for row in drill_a.log() if row.begin_id == victim_begin] == ["done", "already done"]
+    assert len({row.begin_id for row in drill_a.log()}) == 20
+    progress = drill_a.tracker.progress()
+    assert (progress.batches_done, progress.ids_done, progress.rows_done) == (20, keys[-1] - keys[0] + 1, 400)
 
 
 def test_a_double_trigger_plans_no_range_twice(drill_a: Drill) -> None:
