@@ -12,9 +12,9 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
-from airflow.sdk import BaseHook, conf
-from airflow.sdk.exceptions import AirflowNotFoundException
+from airflow.sdk import BaseHook
 
+from airflow_spreader.compat import AirflowNotFoundException, conf
 from airflow_spreader.errors import SpreaderError
 
 DEFAULT_API_CONN_ID = "airflow_api"

@@ -15,11 +15,11 @@ from functools import partial
 from typing import Any
 
 from airflow.providers.standard.triggers.temporal import DateTimeTrigger
-from airflow.sdk import BaseOperator, Context, TaskGroup, conf
+from airflow.sdk import BaseOperator, Context, TaskGroup
 from airflow.sdk.definitions.mappedoperator import MappedOperator
-from airflow.sdk.exceptions import AirflowFailException
 from croniter import croniter
 
+from airflow_spreader.compat import AirflowFailException, conf
 from airflow_spreader.core.fanout import TimedItem, Window, check_options, next_position, spread, timed_items
 from airflow_spreader.core.grouping import group_batches
 from airflow_spreader.core.planner import Number
@@ -123,7 +123,7 @@ class PlanFanoutOperator(BaseOperator):
 
     @staticmethod
     def max_map_length() -> int:
-        return conf.getint("core", "max_map_length", fallback=1024)
+        return int(conf.getint("core", "max_map_length", fallback=1024))
 
 
 @dataclass

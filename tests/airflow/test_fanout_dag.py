@@ -12,17 +12,18 @@ from typing import Any
 
 import pendulum
 import pytest
-from airflow.sdk import (
-    DAG,
-    Context,
+from airflow.sdk import DAG, Context
+from dateutil.relativedelta import relativedelta
+
+from airflow_spreader.compat import (
+    AirflowFailException,
     CronDataIntervalTimetable,
     CronTriggerTimetable,
     DeltaDataIntervalTimetable,
     MultipleCronTriggerTimetable,
+    TaskDeferred,
+    dag_serialization,
 )
-from airflow.sdk.exceptions import AirflowFailException, TaskDeferred
-from dateutil.relativedelta import relativedelta
-
 from airflow_spreader.operators.fanout import (
     PROGRESS_XCOM_KEY,
     SPREAD_XCOM_KEY,
@@ -329,7 +330,7 @@ def test_the_example_dag_syncs_120_accounts_three_minutes_apart() -> None:
 
 def test_unpausing_the_example_waits_for_the_next_tick_even_just_after_one(monkeypatch: pytest.MonkeyPatch) -> None:
     import airflow.timetables.trigger
-    from airflow.serialization.serialized_objects import DagSerialization
+    DagSerialization = dag_serialization()
 
     example = load_dag_file(TESTS.parent / "dags" / "example_fanout.py").dag
     scheduled = DagSerialization.from_dict(json.loads(json.dumps(DagSerialization.to_dict(example))))
