@@ -80,12 +80,38 @@ def dag_is_paused(ti: Any) -> bool | None:
     return bool(get_dag(ti.dag_id).is_paused)
 
 
+#: The timetable attributes core.schedule_interval reads, public in the Task SDK's timetables (3.2+).
+TIMETABLE_FIELDS = ("expression", "timezone", "delta", "timetables")
+
+
+def public_timetable(timetable: Any) -> Any:
+    """``timetable`` itself where its fields are public (3.2+); else a same-named view with them public
+    (Airflow 3.1's core timetables keep them as ``_expression``, ``_timezone``, ``_delta``, ``_timetables``)."""
+    private = {f: getattr(timetable, "_" + f) for f in TIMETABLE_FIELDS
+               if not hasattr(timetable, f) and hasattr(timetable, "_" + f)}
+    if not private:
+        return timetable
+    if "timetables" in private:
+        private["timetables"] = [public_timetable(t) for t in private["timetables"]]
+    view = type(type(timetable).__name__, (), {})()
+    vars(view).update({f: getattr(timetable, f) for f in TIMETABLE_FIELDS if hasattr(timetable, f)}, **private)
+    return view
+
+
 def dag_serialization() -> Any:
     """The class that turns a DAG into its serialized dict and back (``to_dict``/``from_dict``)."""
     from airflow.serialization import serialized_objects  # noqa: PLC0415 - server side, on use
 
     found: Any = serialized_objects
     return getattr(found, "DagSerialization", None) or found.SerializedDAG  # the latter before 3.2
+
+
+def first_dagrun_info(serialized_dag: Any) -> Any:
+    """What the scheduler asks a serialized DAG that has never run (on unpause): its first run's info."""
+    try:
+        return serialized_dag.next_dagrun_info(last_automated_run_info=None)  # Airflow >= 3.2
+    except TypeError:
+        return serialized_dag.next_dagrun_info(None)  # Airflow 3.1: last_automated_dagrun, positional
 
 
 def initialize_stats() -> None:
