@@ -17,8 +17,7 @@ import time
 from datetime import datetime, timedelta, timezone
 from typing import Literal
 
-from airflow.sdk.configuration import conf
-from airflow.sdk.observability import stats
+from airflow_spreader.compat import conf, stats
 
 log = logging.getLogger(__name__)
 

@@ -11,8 +11,9 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-from airflow.sdk import DAG, CronTriggerTimetable, task
+from airflow.sdk import DAG, task
 
+from airflow_spreader.compat import CronTriggerTimetable  # airflow.sdk from Airflow 3.2, airflow.timetables before
 from airflow_spreader.operators.fanout import spread_items
 
 log = logging.getLogger(__name__)

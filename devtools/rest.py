@@ -64,6 +64,12 @@ class AirflowClient:
     ) -> httpx.Response:
         """Send a request; raise :class:`AirflowApiError` unless 2xx or listed in ``ok_statuses``."""
         response = self.http.request(method, path, json=json_body, params=params)
+        if response.status_code == 401 and "Authorization" not in self.http.headers:
+            # All-admins mode on Airflow 3.1 still wants a token: it hands one out at GET /auth/token.
+            token = self.http.get("/auth/token")
+            if token.status_code in (200, 201):
+                self.http.headers["Authorization"] = f"Bearer {token.json()['access_token']}"
+                response = self.http.request(method, path, json=json_body, params=params)
         if not (response.is_success or response.status_code in ok_statuses):
             raise AirflowApiError(method, path, response.status_code, response.text)
         return response

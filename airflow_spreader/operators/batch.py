@@ -9,7 +9,7 @@ from typing import Any
 
 from airflow.sdk import Context
 
-from airflow_spreader import metrics
+from airflow_spreader import compat, metrics
 from airflow_spreader.core.pause import PausedReading, pause_step
 from airflow_spreader.core.split import DEFAULT_MAX_SPLIT_DEPTH, check_max_split_depth
 from airflow_spreader.core.timing import call_work, missing_work
@@ -113,11 +113,14 @@ class SpreadBatchOperator(TimedWaits):
         return self.run_due(context, after_pause=True)
 
     def dag_is_paused(self, context: Context) -> bool:
-        """The DAG's paused flag through the Task SDK, read at most once a second."""
+        """The DAG's paused flag through the Task SDK, read at most once a second. Where this Airflow
+        cannot tell (3.1), a warning says so once per task and the DAG counts as not paused."""
         now = time.monotonic()
         if self._paused is None or not self._paused.fresh(now):
-            ti = context["ti"]
-            self._paused = PausedReading(bool(ti.get_dag(ti.dag_id).is_paused), now)
+            paused = compat.dag_is_paused(context["ti"])
+            if paused is None and self._paused is None:
+                self.log.warning("Backfill %r: %s", self.backfill, compat.PAUSE_NOT_READABLE)
+            self._paused = PausedReading(bool(paused), now)
         return self._paused.paused
 
     def wait_out_pause(self) -> None:

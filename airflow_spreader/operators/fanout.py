@@ -12,14 +12,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
 from functools import partial
+from types import SimpleNamespace
 from typing import Any
 
 from airflow.providers.standard.triggers.temporal import DateTimeTrigger
-from airflow.sdk import BaseOperator, Context, TaskGroup, conf
+from airflow.sdk import BaseOperator, Context, TaskGroup
 from airflow.sdk.definitions.mappedoperator import MappedOperator
-from airflow.sdk.exceptions import AirflowFailException
 from croniter import croniter
 
+from airflow_spreader.compat import AirflowFailException, conf, public_timetable
 from airflow_spreader.core.fanout import TimedItem, Window, check_options, next_position, spread, timed_items
 from airflow_spreader.core.grouping import group_batches
 from airflow_spreader.core.planner import Number
@@ -30,8 +31,8 @@ from airflow_spreader.core.schedule_interval import (
     cron_period,
     run_interval_override,
     run_start,
-    schedule_interval,
 )
+from airflow_spreader.core.schedule_interval import schedule_interval as interval_of_schedule
 from airflow_spreader.core.timing import call_work, check_timing, missing_work
 from airflow_spreader.errors import SpreaderError
 from airflow_spreader.operators.timing import TimedWaits
@@ -40,6 +41,13 @@ __all__ = [  # the schedule arithmetic moved to core.schedule_interval; still im
     "SPREAD_OVER_CONF_KEY", "FanoutScheduleError", "Interval", "cron_period", "run_interval_override", "run_start",
     "schedule_interval",
 ]
+
+def schedule_interval(dag: Any, dag_run: Any, start: datetime, explicit: Interval | None = None) -> timedelta:
+    """core.schedule_interval on the DAG's timetable, its fields read the same way on every Airflow."""
+    view = SimpleNamespace(timetable=public_timetable(getattr(dag, "timetable", None)),
+                           timezone=getattr(dag, "timezone", None))
+    return interval_of_schedule(view, dag_run, start, explicit)
+
 
 #: The work for one item: ``work(item)``, optionally ``context=``; its return value is kept in XCom.
 ItemWork = Callable[..., Any]
@@ -123,7 +131,7 @@ class PlanFanoutOperator(BaseOperator):
 
     @staticmethod
     def max_map_length() -> int:
-        return conf.getint("core", "max_map_length", fallback=1024)
+        return int(conf.getint("core", "max_map_length", fallback=1024))
 
 
 @dataclass

@@ -7,8 +7,8 @@ from datetime import datetime, timezone
 from typing import Any
 
 from airflow.sdk import Context
-from airflow.sdk.exceptions import AirflowSkipException, DagRunTriggerException
 
+from airflow_spreader.compat import AirflowSkipException, DagRunTriggerException
 from airflow_spreader.core.names import next_run_id
 from airflow_spreader.cycle.chain import ChainView, Step, decide_next, final_summary
 from airflow_spreader.cycle.model import CycleSummary

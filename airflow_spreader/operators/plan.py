@@ -8,9 +8,9 @@ from typing import Any
 
 import redis
 from airflow.sdk import BaseOperator, Context, Variable
-from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_spreader import metrics
+from airflow_spreader.compat import AirflowFailException
 from airflow_spreader.core.config import ConfigError, SpreadConfig
 from airflow_spreader.cycle.plan import carver_for, check_rows_span, plan_next_cycle, start_backfill
 from airflow_spreader.cycle.verify import DEFAULT_SPAN_BATCHES, verify_round

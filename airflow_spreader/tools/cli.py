@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -302,7 +303,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: Airflow 3.1 imports alembic on ``import airflow``, and alembic >= 1.18 then logs its plugin set-up at
+#: INFO through Airflow's handlers, on the console's stderr. That logger is of no use to the console.
+QUIET_LOGGERS = ("alembic.runtime.plugins",)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
     args = build_parser().parse_args(argv)
     try:
         return int(args.run(Console(args)))

@@ -64,12 +64,9 @@ def statsd() -> Iterator[StatsdServer]:
 
 
 def initialize_like_a_task() -> None:
-    from airflow.sdk.configuration import conf
-    from airflow.sdk.observability import stats
-    from airflow.sdk.observability.metrics import stats_utils
+    from airflow_spreader.compat import initialize_stats
 
-    stats.initialize(factory=stats_utils.get_stats_factory(),
-                     export_legacy_names=conf.getboolean("metrics", "legacy_names_on"))
+    initialize_stats()
 
 
 @pytest.fixture

@@ -88,8 +88,7 @@ class RedisSource:
             except ValueError as error:
                 raise SourceError(f"bad Redis URL {self.where}: {error}", exit_code=2) from error
         # Imported on use: with a Redis URL the console never pays for importing Airflow.
-        from airflow.sdk.exceptions import AirflowNotFoundException  # noqa: PLC0415
-
+        from airflow_spreader.compat import AirflowNotFoundException  # noqa: PLC0415
         from airflow_spreader.hooks.spreader import SpreaderHook  # noqa: PLC0415
 
         try:
