@@ -239,8 +239,7 @@ class AirflowSource:
     def source_engine(self, conn_id: str) -> Any:
         """A SQLAlchemy engine for the source connection ``conn_id`` (environment first, then the metadata DB),
         for previews that read the source table; a SourceError says why there is none."""
-        from airflow.sdk.exceptions import AirflowNotFoundException  # noqa: PLC0415
-
+        from airflow_spreader.compat import AirflowNotFoundException  # noqa: PLC0415
         from airflow_spreader.hooks.source import SourceDatabaseHook  # noqa: PLC0415
 
         try:
