@@ -16,6 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from airflow_spreader.core.governor_config import Signal
+from airflow_spreader.errors import SpreaderError
 from airflow_spreader.hooks.source import SourceDatabaseHook
 
 #: Milliseconds a health query may take on PostgreSQL before the check fails.
@@ -35,7 +36,7 @@ POSTGRES_ACTIVE = ("SELECT count(*) FROM pg_stat_activity WHERE state = 'active'
                    "AND backend_type = 'client backend'")
 
 
-class NotAReplica(RuntimeError):
+class NotAReplica(SpreaderError, RuntimeError):
     """replica_lag's connection reaches a server that replicates from no primary."""
 
 
