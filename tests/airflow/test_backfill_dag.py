@@ -11,7 +11,7 @@ import pytest
 
 from airflow_spreader.compat import PAUSE_NOT_READABLE, TASK_SDK_1_2
 from tests.airflow.conftest import Source, sparse_keys
-from tests.conftest import TESTS, load_dag_file
+from tests.conftest import AIRFLOW_HOME, TESTS, load_dag_file
 
 pytestmark = pytest.mark.airflow
 
@@ -166,17 +166,19 @@ def test_a_stop_mid_cycle_hands_the_rest_back_and_go_finishes_exactly_once(sourc
     source.set_config(batch_size=10, duration=20, per_second_on_peak=1, per_second_off_peak=1,
                       max_tasks_per_cycle=2, lead_seconds=20, batching=batching)
 
+    (AIRFLOW_HOME / "stop-after").write_text(f"{source.dag_id} 3")  # the 3rd batch's work stops the backfill
+
     def stop_then_go() -> None:
-        while source.tracker.progress().batches_done < 3:
+        while not source.tracker.is_stopped():
             time.sleep(0.2)
-        source.tracker.stop()
         time.sleep(3)
         source.tracker.go()
 
-    operator = threading.Thread(target=stop_then_go)
+    operator = threading.Thread(target=stop_then_go, daemon=True)
     operator.start()
     run_cycle(source)
-    operator.join()
+    operator.join(timeout=60)
+    (AIRFLOW_HOME / "stop-after").unlink(missing_ok=True)
     progress = source.tracker.progress()
     assert 3 <= progress.batches_done < 20, "the stop came mid-cycle"
     for _ in range(3):

@@ -27,7 +27,24 @@ def bump_counter(connection: sa.Connection, begin_id: int, end_id: int) -> int:
     items = sa.table(TABLE, sa.column("id"), sa.column("counter"), sa.column("processed_at"))
     result = connection.execute(sa.update(items).where(items.c.id.between(begin_id, end_id))
                                 .values(counter=items.c.counter + 1, processed_at=time.time()))
+    stop_when_counted()
     return result.rowcount
+
+
+def stop_when_counted() -> None:
+    """While ``$AIRFLOW_HOME/stop-after`` holds ``NAME N``, the N-th batch to run stops the backfill NAME
+    (the console's ``stop``) as its work ends: a stop that lands mid-cycle however late the batches run."""
+    flag = Path(os.environ["AIRFLOW_HOME"]) / "stop-after"
+    if not flag.exists():
+        return
+    name, left = flag.read_text().split()
+    if int(left) > 1:
+        flag.write_text(f"{name} {int(left) - 1}")
+        return
+    flag.unlink()
+    from airflow_spreader.hooks.spreader import SpreaderHook
+
+    SpreaderHook().tracker(name).stop()
 
 
 sqlite_backfill = backfill_dag("spreader_test_sqlite", table=TABLE, source_conn_id="spreader_test_sqlite",
