@@ -34,8 +34,9 @@ def bump_counter(connection: sa.Connection, begin_id: int, end_id: int) -> int:
 def stop_when_counted() -> None:
     """While ``$AIRFLOW_HOME/stop-after`` holds ``NAME N``, the N-th batch to run stops the backfill NAME
     (the console's ``stop``) as its work ends: a stop that lands mid-cycle however late the batches run."""
-    flag = Path(os.environ["AIRFLOW_HOME"]) / "stop-after"
-    if not flag.exists():
+    home = os.environ.get("AIRFLOW_HOME")
+    flag = Path(home) / "stop-after" if home else None
+    if flag is None or not flag.exists():
         return
     name, left = flag.read_text().split()
     if int(left) > 1:
