@@ -196,9 +196,7 @@ class SpreadBatchOperator(TimedWaits):
         except RangeAlreadyDone as done:  # committed by an earlier run that died before telling Redis
             self.log.warning("Batch %s: its work committed earlier (done-ledger); not running it again",
                              batch.id_range)
-            tracker.complete(batch, done.rows)
-            Quarantine(tracker, self.max_split_depth).after_done(batch)
-            metrics.batch_done(self.backfill, ids=batch.size, rows=done.rows, seconds=time.monotonic() - started)
+            self.record_done(tracker, batch, done.rows, started)
             return "already_done"
         except Exception as error:
             message = f"{type(error).__name__}: {error}"
@@ -209,10 +207,14 @@ class SpreadBatchOperator(TimedWaits):
             metrics.batch_failed(self.backfill, final=final_try)
             failures.append(f"{batch.id_range}: {message}")
             return "failed"
+        self.record_done(tracker, batch, rows, started)
+        return "done"
+
+    def record_done(self, tracker: Tracker, batch: ClaimedBatch, rows: int | None, started: float) -> None:
+        """Redis hears of the commit (and a bisection of its range moves on); the metrics follow."""
         tracker.complete(batch, rows)
         Quarantine(tracker, self.max_split_depth).after_done(batch)
         metrics.batch_done(self.backfill, ids=batch.size, rows=rows, seconds=time.monotonic() - started)
-        return "done"
 
     def run_batch(self, batch: ClaimedBatch, context: Context, generation: str) -> int | None:
         """One transaction per batch, holding the range's ledger row; Redis marks it done after the commit.

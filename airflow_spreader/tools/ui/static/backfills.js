@@ -100,16 +100,22 @@ function airflowLine(b) {
   return paused + (a.config_problem ? `; ${a.config_problem}` : "");
 }
 
-function failedTable(ranges) {
-  if (!ranges.length) return el("span", {"data-field": "failed-none", text: "none"});
-  const rows = ranges.slice(0, FAILED_SHOWN).map((r) => el("tr", {"data-field": "failed-range"},
-    el("td", {"data-field": "range", text: `${r.begin_id}-${r.end_id}`}),
-    el("td", {"data-field": "attempts", text: r.attempts}),
-    el("td", {class: "error", text: (r.error || "").split("\n")[0].slice(0, 300)})));
-  const more = ranges.length > FAILED_SHOWN ? el("p", {class: "muted", text: `... ${ranges.length - FAILED_SHOWN} more`}) : null;
+function errorTable(items, total, what) {
+  // Failed ranges and quarantined keys: the first FAILED_SHOWN with their attempts and error, and how many more.
+  if (!total) return el("span", {"data-field": `${what.name}-none`, text: "none"});
+  const rows = items.slice(0, FAILED_SHOWN).map((item) => el("tr", {"data-field": what.row},
+    el("td", {"data-field": what.field, text: what.label(item)}),
+    el("td", {"data-field": "attempts", text: item.attempts}),
+    el("td", {class: "error", text: (item.error || "").split("\n")[0].slice(0, 300)})));
+  const more = total > FAILED_SHOWN ? el("p", {class: "muted", text: `... ${total - FAILED_SHOWN} more`}) : null;
   return el("div", {}, el("table", {class: "failed"},
-    el("thead", {}, el("tr", {}, el("th", {text: "ids"}), el("th", {text: "attempts"}), el("th", {text: "error"}))),
+    el("thead", {}, el("tr", {}, el("th", {text: what.heading}), el("th", {text: "attempts"}), el("th", {text: "error"}))),
     el("tbody", {}, rows)), more);
+}
+
+function failedTable(ranges) {
+  return errorTable(ranges, ranges.length, {name: "failed", row: "failed-range", field: "range", heading: "ids",
+                                            label: (r) => `${r.begin_id}-${r.end_id}`});
 }
 
 function passesLine(s) {
@@ -121,15 +127,8 @@ function passesLine(s) {
 }
 
 function quarantineTable(q) {
-  if (!q || !q.count) return el("span", {"data-field": "quarantine-none", text: "none"});
-  const rows = q.keys.slice(0, FAILED_SHOWN).map((k) => el("tr", {"data-field": "quarantined-key"},
-    el("td", {"data-field": "key", text: k.key}),
-    el("td", {"data-field": "attempts", text: k.attempts}),
-    el("td", {class: "error", text: (k.error || "").split("\n")[0].slice(0, 300)})));
-  const more = q.count > FAILED_SHOWN ? el("p", {class: "muted", text: `... ${q.count - FAILED_SHOWN} more`}) : null;
-  return el("div", {}, el("table", {class: "failed"},
-    el("thead", {}, el("tr", {}, el("th", {text: "key"}), el("th", {text: "attempts"}), el("th", {text: "error"}))),
-    el("tbody", {}, rows)), more);
+  return errorTable(q ? q.keys : [], q ? q.count : 0, {name: "quarantine", row: "quarantined-key", field: "key",
+                                                       heading: "key", label: (k) => k.key});
 }
 
 function card(b) {
