@@ -103,14 +103,19 @@ def test_mariadb_active_sessions_is_threads_running(monkeypatch: pytest.MonkeyPa
         thread.join()
 
 
-@pytest.mark.postgres
-def test_postgres_probe_latency_rises_behind_a_lock(primary: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    connect(monkeypatch, "governor_pg", primary)
-    engine = sa.create_engine(primary)
+def create_probe_table(url: str) -> None:
+    """An empty table ``probe_t`` for the probe query to read and a session to lock."""
+    engine = sa.create_engine(url)
     with engine.begin() as conn:
         conn.execute(sa.text("DROP TABLE IF EXISTS probe_t"))
         conn.execute(sa.text("CREATE TABLE probe_t (id int)"))
     engine.dispose()
+
+
+@pytest.mark.postgres
+def test_postgres_probe_latency_rises_behind_a_lock(primary: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    connect(monkeypatch, "governor_pg", primary)
+    create_probe_table(primary)
     probe = {"query": "SELECT count(*) FROM probe_t", "samples": 1}
     quiet, _ = reading("probe_latency", "governor_pg", **probe)
     assert quiet is not None and quiet < 500
@@ -124,11 +129,7 @@ def test_postgres_probe_latency_rises_behind_a_lock(primary: str, monkeypatch: p
 @pytest.mark.mariadb
 def test_mariadb_probe_latency_rises_behind_a_table_lock(monkeypatch: pytest.MonkeyPatch) -> None:
     connect(monkeypatch, "governor_maria", MARIADB_URL)
-    engine = sa.create_engine(MARIADB_URL)
-    with engine.begin() as conn:
-        conn.execute(sa.text("DROP TABLE IF EXISTS probe_t"))
-        conn.execute(sa.text("CREATE TABLE probe_t (id int)"))
-    engine.dispose()
+    create_probe_table(MARIADB_URL)
     probe = {"query": "SELECT count(*) FROM probe_t", "samples": 1}
     holder = locked_for(MARIADB_URL, "LOCK TABLES probe_t WRITE", "UNLOCK TABLES", 1.5)
     blocked, _ = reading("probe_latency", "governor_maria", **probe)
