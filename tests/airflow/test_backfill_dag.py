@@ -208,5 +208,7 @@ def test_each_batch_runs_at_its_own_time(source: Source) -> None:
     first_start = min(started[1300 - 10 * k] for k in range(120))
     on_time = [late for k, late in enumerate(lateness) if due[k] > first_start + 1]
     assert len(on_time) >= 24, lateness
-    assert max(on_time) < 1.0, lateness
+    # On time within what a loaded 2-core machine adds to one batch's start (1.2 s seen with two suites and
+    # other work beside it); a batch that ignored its moment would be up to 16 s late or early.
+    assert max(on_time) < 2.5, lateness
 
