@@ -26,6 +26,7 @@ import sqlalchemy as sa
 from bench import (
     console_latency,
     end_to_end,
+    governor_cost,
     planner_scaling,
     rows_planning,
     scheduler_cost,
@@ -40,7 +41,7 @@ from devtools.embedded import EmbeddedRedis
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_POSTGRES = "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
-BENCHMARKS = ("planner", "tracker", "console", "e2e", "rows")
+BENCHMARKS = ("planner", "tracker", "console", "e2e", "rows", "governor")
 T = TypeVar("T")
 
 
@@ -199,6 +200,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--metadata", choices=("sqlite", "postgres"), default="sqlite",
                         help="Airflow's metadata database (postgres: a fresh database on --postgres-url's server)")
     parser.add_argument("--no-profile", dest="profile", action="store_false", help="skip the py-spy profile")
+    parser.add_argument("--governor-adaptive", action="store_true",
+                        help="governor benchmark: turn on adaptive_rate in (d) (needs a governor that has it)")
+    parser.add_argument("--private-ports", type=int, default=None, metavar="PORT",
+                        help="governor benchmark: its PostgreSQL on PORT, its Redis on PORT+1 (default: free ports)")
     args = parser.parse_args(argv)
     args.only_set = {name.strip() for name in args.only.split(",") if name.strip()}
     if args.only_set - set(BENCHMARKS):
@@ -239,6 +244,10 @@ def main(argv: list[str] | None = None) -> int:
         if "rows" in only:
             sections += with_load(load, lambda: [timed("rows batching", lambda: rows_planning.run(
                 postgres, redis_url, args.quick))])
+        if "governor" in only:
+            governor_cost.ADAPTIVE_RATE = governor_cost.ADAPTIVE_RATE or args.governor_adaptive
+            sections += with_load(load, lambda: [timed("governor cost (pgbench)", lambda: governor_cost.run(
+                workdir, args.quick, args.private_ports, args.out.parent))])
     finally:
         load.stop()
         if embedded:

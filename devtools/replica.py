@@ -3,6 +3,8 @@
 For the governor's tests: ``initdb``, ``pg_basebackup -R`` and ``pg_ctl`` from ``/usr/lib/postgresql/*/bin``
 (or ``$SPREADER_PG_BIN``), run as the ``postgres`` user when this process is root (initdb refuses root).
 Everything lives in one temporary directory, stopped and deleted by :meth:`StreamingPair.stop`.
+``StreamingPair(replica=False)`` is a private primary alone (the governor benchmark's own server, so that
+other sessions' databases do not share its buffers, WAL and locks).
 """
 
 from __future__ import annotations
@@ -36,11 +38,19 @@ def free_port() -> int:
 
 
 class StreamingPair:
-    """``primary_url`` and ``replica_url`` (SQLAlchemy, psycopg2) of a fresh primary and its replica."""
+    """``primary_url`` and ``replica_url`` (SQLAlchemy, psycopg2) of a fresh primary and its replica.
 
-    def __init__(self) -> None:
+    :param replica: start the replica too (else a primary alone).
+    :param port: the primary's port (default: a free one).
+    :param settings: server settings (``-c name=value``) beside the defaults, e.g. ``{"fsync": "on"}``.
+    """
+
+    def __init__(self, *, replica: bool = True, port: int | None = None,
+                 settings: dict[str, str] | None = None) -> None:
         self.base = Path(tempfile.mkdtemp(prefix="spreader-pg-"))
-        self.primary_port, self.replica_port = free_port(), free_port()
+        self.primary_port, self.replica_port = port or free_port(), free_port()
+        self.with_replica = replica
+        self.settings = {"listen_addresses": "127.0.0.1", "fsync": "off", "max_connections": "50", **(settings or {})}
         self.as_postgres = os.geteuid() == 0
         self._started: list[Path] = []
 
@@ -64,7 +74,7 @@ class StreamingPair:
             raise RuntimeError(f"{' '.join(command)} failed: {result.stdout[-2000:]} {result.stderr[-2000:]}")
 
     def _start(self, data: Path, port: int) -> None:
-        options = f"-p {port} -k {self.base} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=50"
+        options = " ".join([f"-p {port} -k {self.base}", *(f"-c {k}={v}" for k, v in self.settings.items())])
         self._run("pg_ctl", "-D", str(data), "-o", options, "-l", str(self.base / f"{data.name}.log"), "-w",
                   "-t", "60", "start")
         self._started.append(data)
@@ -75,6 +85,8 @@ class StreamingPair:
         primary, replica = self.base / "primary", self.base / "replica"
         self._run("initdb", "-D", str(primary), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync")
         self._start(primary, self.primary_port)
+        if not self.with_replica:
+            return self
         self._run("pg_basebackup", "-h", "127.0.0.1", "-p", str(self.primary_port), "-U", "postgres",
                   "-D", str(replica), "-R", "-X", "stream", "--no-sync")
         self._start(replica, self.replica_port)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from airflow_spreader.hooks.governor import Governor
@@ -18,7 +19,15 @@ def governor_holds(tracker: Tracker, log: Any = None) -> bool:
     return verdict is not None and verdict.decision == "hold"
 
 
+#: A held task stays deferred at least this long (a stop still wakes it at once). Under a real scheduler a
+#: trigger firing within a second or two of the deferral races the executor's report of the deferring
+#: process's exit: the scheduler then sees "finished with state success" for a task it has queued again and
+#: fails it (seen in tests/scheduler with health_interval 1 s), stranding its claimed batches until their lease.
+HOLD_MIN_SECONDS = 5.0
+
+
 def hold_trigger(backfill: str, redis_conn_id: str, poll_interval: float) -> BackfillWaitTrigger:
-    """Fires when the hold ends, when a new check is due, or on a stop."""
-    return BackfillWaitTrigger(backfill, redis_conn_id, None, wait_for="healthy",
+    """Fires when the hold ends, when a new check is due, or on a stop; not before HOLD_MIN_SECONDS."""
+    not_before = datetime.now(timezone.utc) + timedelta(seconds=HOLD_MIN_SECONDS)
+    return BackfillWaitTrigger(backfill, redis_conn_id, not_before, wait_for="healthy",
                                poll_interval=poll_interval)

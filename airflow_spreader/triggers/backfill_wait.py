@@ -20,7 +20,8 @@ class BackfillWaitTrigger(BaseTrigger):
     or when its stop flag is cleared (``resumed``, for the chain of cycles), or, with ``settled``, at
     ``moment``, on a stop, or as soon as no range is in flight (the chain's wait at the end of a backfill),
     or, with ``healthy``, when the governor no longer holds the backfill, a new check of its signals is due,
-    or on a stop (a batch task waiting out a hold; it reads only Redis, never a Variable).
+    or on a stop (a batch task waiting out a hold; it reads only Redis, never a Variable), not before
+    ``moment`` if given, except on a stop.
 
     Unlike the standard DateTimeTrigger, which wakes on whole-second polls, it sleeps exactly until
     the moment when that is nearer than the next stop-flag check, so batches start on time; and a
@@ -63,6 +64,10 @@ class BackfillWaitTrigger(BaseTrigger):
                 yield TriggerEvent({"status": "stopped"})
                 return
             if self.wait_for == "healthy":
+                not_before = (self.moment - datetime.now(timezone.utc)).total_seconds() if self.moment else 0.0
+                if not_before > 0:  # the hold's minimum deferral (a stop above still fires at once)
+                    await asyncio.sleep(min(not_before, self.poll_interval))
+                    continue
                 decision, due = await asyncio.to_thread(GovernorState(tracker.redis, self.backfill).waiting_state)
                 if decision != "hold" or due:
                     yield TriggerEvent({"status": "recheck" if decision == "hold" else "healthy"})

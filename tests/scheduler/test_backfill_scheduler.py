@@ -9,11 +9,14 @@ import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 import redis
 import sqlalchemy as sa
 
+from airflow_spreader.cycle.model import CycleSummary
+from airflow_spreader.state.governor import GovernorState
 from airflow_spreader.state.tracker import Tracker
 from devtools.stack import AirflowStack
 from tests.airflow.conftest import TABLE, redis_connection
@@ -34,6 +37,7 @@ def stack(airflow_stack_factory, source_db: Path, redis_url: str) -> AirflowStac
     return airflow_stack_factory(TESTS / "airflow" / "dags", parallelism=8, env={
         "AIRFLOW_CONN_SPREADER_TEST_SQLITE": json.dumps({"conn_type": "sqlite", "host": str(source_db)}),
         "AIRFLOW_CONN_REDIS_DEFAULT": redis_connection(redis_url),
+        "PYTHONPATH": str(TESTS.parent),  # the governor test's `callable` signal: tests.airflow.governor_knob
     })
 
 
@@ -162,3 +166,89 @@ def test_rows_inserted_above_the_top_while_it_runs_are_followed_exactly_once_und
     progress = tracker.progress()
     assert (progress.passes, progress.max_id, progress.total_ids, progress.batches_failed) == (3, 600, 600, 0)
     assert (progress.ids_done, progress.rows_done, progress.batches_done) == (600, 600, 120)
+
+
+
+def batch_starts(engine: sa.Engine, batch_size: int) -> list[float]:
+    """When each batch ran (its rows' stamp), in order."""
+    with engine.connect() as conn:
+        stamps = conn.execute(sa.text(f"SELECT id, processed_at FROM {TABLE} WHERE processed_at IS NOT NULL")).all()
+    by_batch: dict[int, float] = {}
+    for row_id, at in stamps:
+        by_batch.setdefault((row_id - 1) // batch_size, at)
+    return sorted(by_batch.values())
+
+
+def most_in(starts: list[float], window: float) -> int:
+    return max((sum(1 for t in starts if s <= t < s + window) for s in starts), default=0)
+
+
+def turn_knob(stack: AirflowStack, value: float) -> float:
+    """The number the `callable` signal reads (tests/airflow/governor_knob.py, in the stack's AIRFLOW_HOME)."""
+    (stack.home / "governor-knob").write_text(str(value))
+    return time.time()
+
+
+def planned_cycle(stack: AirflowStack, run_id: str) -> CycleSummary:
+    """The cycle the run's plan pushed (XCom ``cycle``)."""
+    path = f"/api/v2/dags/{DAG_ID}/dagRuns/{quote(run_id, safe='')}/taskInstances/plan/xcomEntries/cycle"
+    value = stack.client.get_json(path)["value"]
+    return CycleSummary.from_xcom(json.loads(value) if isinstance(value, str) else value)
+
+
+def test_a_governor_hold_and_recovery_under_the_scheduler_start_no_batch_while_held_and_no_burst_after(
+        stack: AirflowStack, tracker: Tracker, source_db: Path) -> None:
+    """A `callable` signal reads a knob file; raised above hold_above early in a 20 s cycle, lowered 6 s
+    later. From the batches' own start stamps: none started while held (beyond
+    2 x health_interval plus one batch of the raise), and from the recovery to the held cycle's end no more
+    than the rate's own slot groups in any window: the batches due during the hold did not start at once."""
+    rate, interval, batch_size, rows = 4, 1.0, 10, 800
+    engine = make_table(source_db, rows)
+    turn_knob(stack, 0)
+    stack.client.request("DELETE", f"/api/v2/variables/spreader__{DAG_ID}__checkpoint", ok_statuses=(404,))
+    stack.client.wait_for_dag(DAG_ID, timeout=120)
+    stack.client.set_pool(DAG_ID, 2)
+    stack.client.set_variable(f"spreader__{DAG_ID}", json.dumps({
+        "batch_size": batch_size, "duration": 20, "per_second_on_peak": rate, "per_second_off_peak": rate,
+        "max_tasks_per_cycle": 2, "governor": {"health_interval": interval, "signals": [
+            {"kind": "callable", "callable": "tests.airflow.governor_knob:knob", "hold_above": 1,
+             "name": "knob"}]}}))
+    earlier = {run["dag_run_id"] for run in stack.client.dag_runs(DAG_ID)}
+    first_run = stack.client.trigger(DAG_ID)
+    deadline = time.monotonic() + 85
+    while tracker.progress().batches_done < 6:
+        assert time.monotonic() < deadline, f"no progress: {tracker.progress()}\n{stack.log_tails()}"
+        time.sleep(0.1)
+    raised = turn_knob(stack, 5)
+    time.sleep(6 * interval)
+    lowered = turn_knob(stack, 0)
+    state = GovernorState(tracker.redis, DAG_ID)
+    while not tracker.progress().finished:
+        assert time.monotonic() < deadline, f"not finished: {tracker.progress()}\n{state.history()}"
+        time.sleep(0.25)
+    with engine.connect() as conn:
+        counters = dict(conn.execute(sa.text(f"SELECT counter, COUNT(*) FROM {TABLE} GROUP BY counter")).all())
+    assert counters == {1: rows}  # every row exactly once
+    starts = batch_starts(engine, batch_size)
+    during = [round(t - raised, 2) for t in starts if raised + 2 * interval + 1 / rate < t < lowered]
+    assert during == [], f"batches started while held, seconds after the raise: {during}"
+    held_cycle_end = planned_cycle(stack, first_run).end_at.timestamp()
+    assert lowered + 4 < held_cycle_end, "the recovery came too late in the cycle: the test tests nothing"
+    after = [t for t in starts if lowered < t <= held_cycle_end]
+    assert len(after) >= 8, f"too few batches after the recovery to judge the rate: {after}"
+    # The plan puts `rate` batches at each whole second: a window of W seconds holds at most rate x (W + 1)
+    # starts. The ~24 batches that fell due during the hold, started on the recovery, would put ~24 in one.
+    for window in (1.0, 2.0, 4.0):
+        assert most_in(after, window) <= rate * (window + 1), (window, [round(t - lowered, 2) for t in after])
+    decisions = [(entry.previous, entry.decision) for entry in reversed(state.history())]
+    assert ("ok", "hold") in decisions and ("hold", "ok") in decisions, decisions
+    record = state.current()
+    assert record is not None and record.held_seconds >= 3
+    deadline = time.monotonic() + 60  # the chain ends by itself
+    while True:
+        runs = [run for run in stack.client.dag_runs(DAG_ID) if run["dag_run_id"] not in earlier]
+        if all(run["state"] in {"success", "failed"} for run in runs):
+            break
+        assert time.monotonic() < deadline, f"runs still going: {[(r['dag_run_id'], r['state']) for r in runs]}"
+        time.sleep(1)
+    assert {run["state"] for run in runs} == {"success"}, runs
