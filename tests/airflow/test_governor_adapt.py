@@ -7,7 +7,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
-from typing import Any
+from itertools import pairwise
 
 import pytest
 import redis
@@ -113,7 +113,7 @@ def test_the_batch_size_moves_towards_target_batch_seconds_within_its_bounds(ada
     # 4 ms an id (plus the batch's overhead): 0.2 s is a little under 50 ids; from 10, at most x2 a cycle,
     # the measure smoothed over the cycles (the first ones, small, weigh their overhead more).
     assert sizes[:2] == [10, 20] and len(sizes) >= 4, sizes
-    assert all(a <= b <= 2 * a for a, b in zip(sizes, sizes[1:], strict=False)), sizes
+    assert all(a <= b <= 2 * a for a, b in pairwise(sizes)), sizes
     assert all(5 <= size <= 200 for size in sizes)
     assert 30 <= sizes[-1] <= 55, sizes
     assert set(adapted.counters().values()) == {1}
