@@ -13,8 +13,10 @@ import pytest
 import redis
 import sqlalchemy as sa
 
+from airflow_spreader.compat import TaskDeferred
 from airflow_spreader.state.adapt import AdaptState
 from airflow_spreader.state.governor import GovernorState
+from airflow_spreader.state.idle import IdleLog
 from airflow_spreader.state.tracker import Tracker
 from tests.airflow import governor_knob
 from tests.airflow.conftest import SOURCE_URLS, Source, forget, redis_connection, source_connection
@@ -122,3 +124,22 @@ def test_the_batch_size_moves_towards_target_batch_seconds_within_its_bounds(ada
     assert largest <= 200
 
 
+
+
+def test_waiting_out_a_pause_opens_an_idle_span_the_eta_sets_apart(redis_url: str,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from airflow_spreader.operators.batch import SpreadBatchOperator
+
+    monkeypatch.setenv("AIRFLOW_CONN_REDIS_DEFAULT", redis_connection(redis_url))
+    tracker = Tracker(DAG_ID, redis.Redis.from_url(redis_url))
+    tracker.reset()
+    operator = SpreadBatchOperator(task_id="batches", batches=[], backfill=DAG_ID, source_conn_id=DAG_ID,
+                                   work=lambda *_: 0)
+    with pytest.raises(TaskDeferred):
+        operator.wait_out_pause()
+    with pytest.raises(TaskDeferred):
+        operator.wait_out_pause()  # a second waiter keeps the first start
+    spans = IdleLog(tracker.redis, DAG_ID).spans()
+    assert [span.kind for span in spans] == ["paused"]
+    assert IdleLog(tracker.redis, DAG_ID).close("paused")
+    tracker.reset()

@@ -34,7 +34,7 @@ def test_the_factor_stays_in_its_bounds_whatever_the_holds(start: float, history
         if holds:
             assert factor <= before  # a hold never speeds it up
         elif healthy:
-            assert before <= factor <= before + 0.1 + 1e-9  # an additive, bounded step up
+            assert before <= factor <= before + 0.1 + 1e-6  # an additive step up (rounded to 6 digits)
         else:
             assert factor == before
 
