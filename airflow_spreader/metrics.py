@@ -35,8 +35,15 @@ METRICS: dict[str, tuple[Kind, str]] = {
     "cycles": ("incr", "cycles planned"),
     "batches_planned": ("incr", "batches claimed by the cycles"),
     "cursor": ("gauge", "highest id not yet planned; falls to min_id - 1"),
-    "per_second": ("gauge", "batches per second in force for the last cycle (on or off peak)"),
+    "per_second": ("gauge", "batches per second in force for the last cycle (on or off peak, times the factor)"),
+    "rate_factor": ("gauge", "the governor's factor on the calendar's rate for the last cycle (1: none)"),
+    "batch_size": ("gauge", "ids (or rows) per batch of the last cycle (the governor's, with target_batch_seconds)"),
+    "governor_state": ("gauge", "the governor at its last check: 0 running, 1 held, 2 stopped"),
+    "held_seconds": ("gauge", "seconds held by the governor so far, over the backfill's life"),
 }
+
+#: The ``governor_state`` gauge's values.
+GOVERNOR_STATES = {"ok": 0, "hold": 1, "stop": 2}
 
 
 def legacy_name(backfill: str, metric: str) -> str:
@@ -85,10 +92,21 @@ def batch_failed(backfill: str, *, final: bool) -> None:
         _emit(backfill, "batches_failed", 1)
 
 
-def cycle_planned(backfill: str, *, batches: int, cursor: int | None, per_second: float) -> None:
-    """A cycle claimed ``batches``, leaving the cursor at ``cursor``, at ``per_second`` batches/s."""
+def cycle_planned(backfill: str, *, batches: int, cursor: int | None, per_second: float, rate_factor: float = 1.0,
+                  batch_size: int | None = None) -> None:
+    """A cycle claimed ``batches``, leaving the cursor at ``cursor``, at ``per_second`` batches/s (the
+    calendar's rate times ``rate_factor``), of ``batch_size`` each."""
     _emit(backfill, "cycles", 1)
     _emit(backfill, "batches_planned", batches)
     if cursor is not None:
         _emit(backfill, "cursor", cursor)
     _emit(backfill, "per_second", per_second)
+    _emit(backfill, "rate_factor", rate_factor)
+    if batch_size is not None:
+        _emit(backfill, "batch_size", batch_size)
+
+
+def governor_checked(backfill: str, *, decision: str, held_seconds: float) -> None:
+    """The governor's check decided ``decision`` (ok, hold, stop); ``held_seconds`` held so far."""
+    _emit(backfill, "governor_state", GOVERNOR_STATES.get(decision, 0))
+    _emit(backfill, "held_seconds", held_seconds)

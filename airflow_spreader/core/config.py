@@ -18,9 +18,19 @@ from typing import Any
 
 from airflow_spreader.core.governor_config import GovernorConfig
 from airflow_spreader.core.peak import PEAK_RULES, PeakSchedule
-from airflow_spreader.core.rules import SUNDAY, ZONE_EXAMPLE, ConfigError, Kind, Rule, check, is_zone_name
+from airflow_spreader.core.rules import (
+    MAX_BATCH_SIZE,
+    SUNDAY,
+    ZONE_EXAMPLE,
+    ConfigError,
+    Kind,
+    Rule,
+    check,
+    is_zone_name,
+)
 
-__all__ = ["RULES", "SUNDAY", "ZONE_EXAMPLE", "ConfigError", "Rule", "SpreadConfig", "check", "is_zone_name"]
+__all__ = ["MAX_BATCH_SIZE", "RULES", "SUNDAY", "ZONE_EXAMPLE", "ConfigError", "Rule", "SpreadConfig", "check",
+           "is_zone_name"]
 
 
 def _rule(kind: Kind, doc: str, low: int | None = None, high: int | None = None, note: str = "",
@@ -36,7 +46,6 @@ BATCHING_MODES = ("ids", "rows")
 #: The most batch slots one cycle may hold (per_second x duration): the reference's busiest cycle
 #: holds 1,350; 20,000 plan in well under a second and keep the cycle's XCom to a few MB.
 MAX_SLOTS_PER_CYCLE = 20_000
-MAX_BATCH_SIZE = 1_000_000_000
 MAX_DURATION = 86_400
 MAX_PER_SECOND = 1_000
 #: One slot at least every day: a slower rate would make a cycle (whole slots) longer than a day.

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, cast
 
-from airflow_spreader.core.rules import ConfigError
+from airflow_spreader.core.rules import MAX_BATCH_SIZE, ConfigError
 
 SignalKind = Literal["replica_lag", "active_sessions", "probe_latency", "sql", "callable"]
 KINDS: tuple[SignalKind, ...] = ("replica_lag", "active_sessions", "probe_latency", "sql", "callable")
@@ -28,7 +28,10 @@ MAX_SAMPLES = 20
 #: ``package.module.function`` or ``package.module:function``.
 DOTTED_PATH = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*([.:][A-Za-z_][\w]*)$")
 SIGNAL_FIELDS = ("kind", "name", "conn_id", "hold_above", "stop_above", "query", "samples", "callable")
-GOVERNOR_FIELDS = ("health_interval", "signals")
+#: The adaptation's fields (core/adapt.py): the batch size towards a target time, the rate's AIMD factor.
+ADAPT_FIELDS = ("target_batch_seconds", "min_batch_size", "max_batch_size", "adaptive_rate")
+GOVERNOR_FIELDS = ("health_interval", "signals", *ADAPT_FIELDS)
+MAX_TARGET_BATCH_SECONDS = 3600.0
 
 
 def _is_number(value: object) -> bool:
@@ -128,9 +131,43 @@ class GovernorConfig:
 
     signals: tuple[Signal, ...]
     health_interval: float = DEFAULT_HEALTH_INTERVAL
+    #: Seconds a batch should take: the batch size follows it (None: the configured batch_size, fixed).
+    target_batch_seconds: float | None = None
+    min_batch_size: int | None = None
+    max_batch_size: int | None = None
+    #: The rate times a factor in (0, 1]: halved on each hold, grown back while healthy (core/adapt.py).
+    adaptive_rate: bool = False
 
     def to_dict(self) -> dict[str, Any]:
-        return {"health_interval": self.health_interval, "signals": [s.to_dict() for s in self.signals]}
+        data: dict[str, Any] = {"health_interval": self.health_interval,
+                                "signals": [s.to_dict() for s in self.signals]}
+        for key in ADAPT_FIELDS:
+            if getattr(self, key) not in (None, False):
+                data[key] = getattr(self, key)
+        return data
+
+    @staticmethod
+    def _check_adapt(data: Mapping[str, Any], where: str, problems: dict[str, str]) -> None:
+        """The adaptation's fields: a target > 0, integer bounds 1..MAX_BATCH_SIZE in order, a boolean."""
+        target = data.get("target_batch_seconds")
+        if target is not None and (not _is_number(target) or not 0 < target <= MAX_TARGET_BATCH_SECONDS):
+            problems[f"{where}.target_batch_seconds"] = (f"must be a number of seconds > 0 and at most "
+                                                         f"{MAX_TARGET_BATCH_SECONDS:g}, or absent, got {target!r}")
+        bounds = {}
+        for key in ("min_batch_size", "max_batch_size"):
+            value = data.get(key)
+            if value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_BATCH_SIZE:
+                problems[f"{where}.{key}"] = f"must be an integer from 1 to {MAX_BATCH_SIZE:,}, got {value!r}"
+            else:
+                bounds[key] = value
+        if len(bounds) == 2 and bounds["min_batch_size"] > bounds["max_batch_size"]:
+            problems[f"{where}.max_batch_size"] = (f"must be at least min_batch_size ({bounds['min_batch_size']}), "
+                                                   f"got {bounds['max_batch_size']}")
+        adaptive = data.get("adaptive_rate", False)
+        if not isinstance(adaptive, bool):
+            problems[f"{where}.adaptive_rate"] = f"must be true or false, got {adaptive!r}"
 
     @classmethod
     def from_dict(cls, data: object, where: str = "governor") -> GovernorConfig:
@@ -151,6 +188,10 @@ class GovernorConfig:
             problems[f"{where}.signals"] = f"must be a list of signals (required), got {raw!r}"[:200]
             raw = []
         signals = [Signal.parse(item, f"{where}.signals[{i}]", problems) for i, item in enumerate(raw)]
+        cls._check_adapt(data, where, problems)
         if problems:
             raise ConfigError(problems)
-        return cls(tuple(s for s in signals if s is not None), float(interval))
+        target = data.get("target_batch_seconds")
+        return cls(tuple(s for s in signals if s is not None), float(interval),
+                   None if target is None else float(target), data.get("min_batch_size"),
+                   data.get("max_batch_size"), bool(data.get("adaptive_rate", False)))

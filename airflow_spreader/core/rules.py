@@ -18,6 +18,8 @@ from airflow_spreader.errors import SpreaderError
 Kind = Literal["int", "number", "zone", "bool", "choice"]
 SUNDAY = "0 = Sunday"
 ZONE_EXAMPLE = "an IANA time zone name such as 'UTC' or 'Europe/Paris'"
+#: The largest batch (ids, or rows): the configured batch_size and the governor's bounds alike.
+MAX_BATCH_SIZE = 1_000_000_000
 
 
 class ConfigError(SpreaderError, ValueError):

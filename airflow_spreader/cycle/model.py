@@ -32,6 +32,9 @@ class CycleSummary:
     #: The pass the backfill is in after this plan (1: the first walk), and what the plan's look did, if any.
     passes: int = 1
     look: str | None = None
+    #: The governor's factor on the calendar's rate (1: none) and the batch size planned (cycle/pace.py).
+    rate_factor: float = 1.0
+    batch_size: int | None = None
 
     @property
     def end_at(self) -> datetime:

@@ -8,6 +8,7 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
+from airflow_spreader.core.adapt import Pace
 from airflow_spreader.core.carving import Carve, id_carver
 from airflow_spreader.core.config import SpreadConfig
 from airflow_spreader.core.grouping import group_batches
@@ -50,17 +51,18 @@ def look_for_new_rows(tracker: Tracker, config: SpreadConfig,
 
 
 def carver_for(config: SpreadConfig, bind: sa.Engine, table: SourceTable, *,
-               allow_unindexed_key: bool = False) -> Carve:
+               allow_unindexed_key: bool = False, batch_size: int | None = None) -> Carve:
     """How this cycle cuts its new ranges, read from the configuration at each cycle (a live field).
 
     ``"rows"`` first checks that the key leads an index (TableError naming the column otherwise, before
     anything is claimed), unless ``allow_unindexed_key``: without one each cycle would sort the table.
     """
+    size = config.batch_size if batch_size is None else batch_size  # the governor's (cycle/pace.py)
     if config.batching == "ids":
-        return id_carver(config.batch_size)
+        return id_carver(size)
     if not allow_unindexed_key:
         check_key_indexed(bind, table)
-    return RowCarver(bind, table, config.batch_size)
+    return RowCarver(bind, table, size)
 
 
 #: The tracker adds id spans as signed 64-bit integers: in "rows" batching one range may span the whole key.
@@ -78,7 +80,7 @@ def check_rows_span(config: SpreadConfig, table: SourceTable, min_id: int | None
 
 def plan_next_cycle(tracker: Tracker, config: SpreadConfig, now: datetime, *,
                     claim_id: str | None = None, read_max: Callable[[], int | None] | None = None,
-                    carve: Carve | None = None) -> CyclePlan:
+                    carve: Carve | None = None, pace: Pace | None = None) -> CyclePlan:
     """Claim the next cycle at the configured rate; a second call with the same ``claim_id`` (a retried plan
     task of the same DAG run) gets the same cycle back and advances nothing. ``read_max`` reads the key's
     MAX now: with ``follow_new_rows``, a plan at the bottom of a pass first looks for new rows with it.
@@ -86,15 +88,19 @@ def plan_next_cycle(tracker: Tracker, config: SpreadConfig, now: datetime, *,
     The previous cycle's run starts this one a little before its planned end (``lead_seconds``): the
     cycle begins where that one ends, so that cycles tile the time line without a gap or an overlap, at
     the rate in force at that begin (the claim calls ``config.per_second`` with it). ``carve`` cuts the
-    new ranges (``carver_for``; default: ``batch_size`` ids each).
+    new ranges (``carver_for``; default: ``batch_size`` ids each). ``pace`` (cycle/pace.py) is the
+    governor's rate factor and batch size; default: the configuration's.
     """
+    pace = pace or Pace(1.0, config.batch_size)
+    rate = pace.rate(config.per_second)
+    batch_size = pace.batch_size or config.batch_size
     look = look_for_new_rows(tracker, config, read_max)
-    claim = tracker.claim_cycle(batch_size=config.batch_size, per_second=config.per_second,
+    claim = tracker.claim_cycle(batch_size=batch_size, per_second=rate,
                                 duration=config.duration, begin_at=now,
                                 lease_seconds=config.lease_seconds, after_previous=True, claim_id=claim_id,
                                 carve=carve)
     begin_at = claim.begin_at or now
-    per_second = claim.per_second if claim.per_second is not None else config.per_second(begin_at)
+    per_second = claim.per_second if claim.per_second is not None else rate(begin_at)
     length = (claim.end_at - begin_at).total_seconds() if claim.end_at else float(config.duration)
     progress = tracker.progress()
     groups = tuple(BatchGroup(tuple(group)) for group in group_batches(claim.batches, config.max_tasks_per_cycle))
@@ -103,6 +109,7 @@ def plan_next_cycle(tracker: Tracker, config: SpreadConfig, now: datetime, *,
         on_peak=config.peak_schedule.is_on_peak(begin_at), batches=len(claim.batches), replanned=claim.replanned,
         task_instances=len(groups), cursor_before=claim.cursor_before, cursor_after=claim.cursor_after,
         stopped=claim.stopped, finished=progress.finished, follow_new_rows=config.follow_new_rows,
-        passes=progress.passes, look=None if look is None else look.value,
+        passes=progress.passes, look=None if look is None else look.value, rate_factor=pace.factor,
+        batch_size=batch_size,
     )
     return CyclePlan(claim, summary, groups)

@@ -8,10 +8,12 @@ wins the lease) reads the signals and records the verdict for all of them.
 from __future__ import annotations
 
 import time
+from datetime import datetime, timezone
 from typing import Any
 
 from airflow.sdk import BaseHook
 
+from airflow_spreader import metrics
 from airflow_spreader.core.governor import Reading, Verdict, decide
 from airflow_spreader.core.governor_config import GovernorConfig
 from airflow_spreader.core.rules import ConfigError
@@ -82,6 +84,9 @@ class Governor:
             readings = take_reading(config)
             verdict = decide(config.signals, [reading for _, reading in readings])
             previous = self.state.record(verdict, readings)
+            record = self.state.current()
+            held = 0.0 if record is None else record.total_held(datetime.now(timezone.utc))
+            metrics.governor_checked(self.state.keys.name, decision=verdict.decision, held_seconds=held)
             if previous != verdict.decision and self.log is not None:
                 self.log.warning("Governor: %s -> %s (%s)", previous, verdict.decision, verdict.reason)
             return verdict

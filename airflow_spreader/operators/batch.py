@@ -20,6 +20,8 @@ from airflow_spreader.hooks.spreader import SpreaderHook
 from airflow_spreader.operators.governed import governor_holds, hold_trigger
 from airflow_spreader.operators.timing import TimedWaits
 from airflow_spreader.sql.ledger import DEFAULT_LEDGER_TABLE, LedgerKey, RangeAlreadyDone, ledger_named
+from airflow_spreader.state.adapt import AdaptState
+from airflow_spreader.state.idle import IdleLog
 from airflow_spreader.state.quarantine import Quarantine
 from airflow_spreader.state.records import ClaimedBatch
 from airflow_spreader.state.tracker import Tracker
@@ -127,6 +129,7 @@ class SpreadBatchOperator(TimedWaits):
         """Defer to the triggerer: it fires within a second (or on a stop), and the scheduler queues the
         task again only once the DAG is unpaused; ``resume_after_pause`` then asks again."""
         self.log.info("Backfill %r: the DAG is paused, no batch starts until it is unpaused", self.backfill)
+        IdleLog(SpreaderHook(self.redis_conn_id).tracker(self.backfill).redis, self.backfill).open("paused")
         wake_at = datetime.now(timezone.utc) + timedelta(seconds=self.pause_poll_seconds)
         self.defer(trigger=self.wake_trigger(wake_at), method_name="resume_after_pause")
 
@@ -150,6 +153,8 @@ class SpreadBatchOperator(TimedWaits):
         failures: list[str] = []
         # After a pause, the batches due before now were due while paused: no burst, hand them back.
         resumed_at = datetime.now(timezone.utc) if after_pause and not self.dag_is_paused(context) else None
+        if resumed_at is not None:
+            IdleLog(tracker.redis, self.backfill).close("paused")  # the ETA sets the pause apart (state/idle.py)
         for batch in BatchGroup.from_xcom(self.batches).batches:
             if batch.run_at > datetime.now(timezone.utc) and not tracker.is_stopped():
                 self.wait_for(batch.run_at, self.wake_trigger)
@@ -196,7 +201,7 @@ class SpreadBatchOperator(TimedWaits):
         except RangeAlreadyDone as done:  # committed by an earlier run that died before telling Redis
             self.log.warning("Batch %s: its work committed earlier (done-ledger); not running it again",
                              batch.id_range)
-            self.record_done(tracker, batch, done.rows, started)
+            self.record_done(tracker, batch, done.rows, started, measured=False)
             return "already_done"
         except Exception as error:
             message = f"{type(error).__name__}: {error}"
@@ -210,11 +215,16 @@ class SpreadBatchOperator(TimedWaits):
         self.record_done(tracker, batch, rows, started)
         return "done"
 
-    def record_done(self, tracker: Tracker, batch: ClaimedBatch, rows: int | None, started: float) -> None:
-        """Redis hears of the commit (and a bisection of its range moves on); the metrics follow."""
+    def record_done(self, tracker: Tracker, batch: ClaimedBatch, rows: int | None, started: float, *,
+                    measured: bool = True) -> None:
+        """Redis hears of the commit (and a bisection of its range moves on); the metrics follow. A batch whose
+        work ran (``measured``) adds its time to what target_batch_seconds sizes the next cycle by."""
+        seconds = time.monotonic() - started
         tracker.complete(batch, rows)
         Quarantine(tracker, self.max_split_depth).after_done(batch)
-        metrics.batch_done(self.backfill, ids=batch.size, rows=rows, seconds=time.monotonic() - started)
+        if measured:
+            AdaptState(tracker.redis, tracker.name).record_batch(seconds, batch.size, rows)
+        metrics.batch_done(self.backfill, ids=batch.size, rows=rows, seconds=seconds)
 
     def run_batch(self, batch: ClaimedBatch, context: Context, generation: str) -> int | None:
         """One transaction per batch, holding the range's ledger row; Redis marks it done after the commit.

@@ -12,6 +12,7 @@ from airflow.sdk import BaseOperator, Context, Variable
 from airflow_spreader import metrics
 from airflow_spreader.compat import AirflowFailException
 from airflow_spreader.core.config import ConfigError, SpreadConfig
+from airflow_spreader.cycle.pace import pace_for_cycle
 from airflow_spreader.cycle.plan import carver_for, check_rows_span, plan_next_cycle, start_backfill
 from airflow_spreader.cycle.verify import DEFAULT_SPAN_BATCHES, verify_round
 from airflow_spreader.errors import SpreaderError
@@ -170,8 +171,12 @@ class PlanCycleOperator(BaseOperator):
                                      f"(backfill {self.backfill!r}): {error}") from error
         self.check_pool()
         engine = SourceDatabaseHook(self.source_conn_id).get_conn()
+        ti = context["ti"]
+        claim_id = f"{ti.dag_id}/{ti.run_id}"  # a retried plan task of this DAG run gets its first try's cycle
+        pace = pace_for_cycle(tracker, config, claim_id)  # the governor's rate factor and batch size
         # Before the start: a key without an index in "rows" batching fails here, with nothing advanced.
-        carve = carver_for(config, engine, self.table, allow_unindexed_key=self.allow_unindexed_key)
+        carve = carver_for(config, engine, self.table, allow_unindexed_key=self.allow_unindexed_key,
+                           batch_size=pace.batch_size)
         if self.pending is not None:  # a predicate that does not run on the table plans nothing
             check_pending(SourceDatabaseHook(self.source_conn_id).get_conn(), self.pending)
             Verification(tracker).want()
@@ -196,16 +201,14 @@ class PlanCycleOperator(BaseOperator):
             self.ensure_ledger()
         record_batching(tracker, config.batching, lambda: estimate_rows(engine, self.table))
         governor.publish(tracker, config.governor)  # the batches of this cycle read it from Redis
-        ti = context["ti"]
-        # A retried plan task of this DAG run gets the cycle its first try claimed (claim_id), not another one.
-        cycle = plan_next_cycle(tracker, config, datetime.now(timezone.utc), claim_id=f"{ti.dag_id}/{ti.run_id}",
-                                read_max=self.read_max, carve=carve)
+        cycle = plan_next_cycle(tracker, config, datetime.now(timezone.utc), claim_id=claim_id,
+                                read_max=self.read_max, carve=carve, pace=pace)
         summary = cycle.summary
         if summary.look is not None and summary.look != "not-at-bottom":
             self.log.info("Looked for rows above the top of %r: %s (pass %d, top %s)", self.backfill, summary.look,
                           summary.passes, tracker.progress().max_id)
         metrics.cycle_planned(self.backfill, batches=summary.batches, cursor=summary.cursor_after,
-                              per_second=summary.per_second)
+                              per_second=summary.per_second, rate_factor=pace.factor, batch_size=pace.batch_size)
         if self.pending is not None and not summary.stopped and summary.batches == 0:
             self.verify(tracker, config, summary.begin_at)
         checkpoint.save(self.config_variable, tracker)
@@ -213,8 +216,8 @@ class PlanCycleOperator(BaseOperator):
         if summary.stopped:
             self.log.warning("Backfill %r is stopped: nothing planned. Run `go` to resume.", self.backfill)
         else:
-            self.log.info("Cycle of %r: %d batches (%d re-planned) at %s/s (%s peak) in %d task instances; "
-                          "cursor %s -> %s", self.backfill, summary.batches, summary.replanned, summary.per_second,
-                          "on" if summary.on_peak else "off", summary.task_instances, summary.cursor_before,
-                          summary.cursor_after)
+            self.log.info("Cycle of %r: %d batches (%d re-planned) of %d ids at %s/s (%s peak, factor %s) in %d "
+                          "task instances; cursor %s -> %s", self.backfill, summary.batches, summary.replanned,
+                          pace.batch_size, summary.per_second, "on" if summary.on_peak else "off", pace.factor,
+                          summary.task_instances, summary.cursor_before, summary.cursor_after)
         return cycle.expand_kwargs()

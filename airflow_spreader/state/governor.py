@@ -22,6 +22,7 @@ from redis.commands.core import Script
 from airflow_spreader.core.governor import Decision, Reading, Verdict
 from airflow_spreader.core.governor_config import GovernorConfig
 from airflow_spreader.state import scripts
+from airflow_spreader.state.idle import SPANS_KEPT
 from airflow_spreader.state.keys import Keys
 from airflow_spreader.state.records import from_epoch
 
@@ -43,10 +44,12 @@ class LoggedDecision:
     previous: str
     decision: str
     reason: str
+    #: ``decision`` (ok/hold/stop), or what the adaptation changed: ``rate_factor``, ``batch_size``.
+    what: str = "decision"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"at": self.at.isoformat() if self.at else None, "from": self.previous, "to": self.decision,
-                "reason": self.reason}
+        return {"at": self.at.isoformat() if self.at else None, "what": self.what, "from": self.previous,
+                "to": self.decision, "reason": self.reason}
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,10 +103,10 @@ class GovernorState:
         if self._script is None:
             self._script = self.redis.register_script(scripts.source("governor_record"))
         k = self.keys
-        previous = self._script(keys=[k.governor, k.governor_log, k.stop], args=[
+        previous = self._script(keys=[k.governor, k.governor_log, k.stop, k.idle_open, k.idle_log], args=[
             verdict.decision, json.dumps(verdict.to_dict()),
             json.dumps([[label, reading.to_dict()] for label, reading in readings]),
-            self.clock(), LOG_KEPT, verdict.reason])
+            self.clock(), LOG_KEPT, verdict.reason, SPANS_KEPT])
         return str(_text(previous))
 
     def current(self) -> GovernorRecord | None:
@@ -135,7 +138,24 @@ class GovernorState:
     def history(self, limit: int = LOG_KEPT) -> list[LoggedDecision]:
         """The logged decisions, newest first."""
         entries = [json.loads(raw) for raw in self.redis.lrange(self.keys.governor_log, 0, limit - 1)]
-        return [LoggedDecision(from_epoch(str(e["at"])), e["from"], e["to"], e["reason"]) for e in entries]
+        return [LoggedDecision(from_epoch(str(e["at"])), str(e["from"]), str(e["to"]), e["reason"],
+                               e.get("what", "decision")) for e in entries]
+
+    def log(self, entries: Sequence[LoggedDecision]) -> None:
+        """Add changes to the capped log (the adaptation's: state/adapt.py)."""
+        if not entries:
+            return
+        pipe = self.redis.pipeline(transaction=True)
+        for e in entries:
+            pipe.lpush(self.keys.governor_log, json.dumps({"at": e.at.timestamp() if e.at else self.clock(),
+                                                           "what": e.what, "from": e.previous, "to": e.decision,
+                                                           "reason": e.reason}))
+        pipe.ltrim(self.keys.governor_log, 0, LOG_KEPT - 1)
+        pipe.execute()
+
+    def holds(self) -> int:
+        """Holds begun over the backfill's life (each ok -> hold)."""
+        return int(_text(self.redis.hget(self.keys.governor, "holds")) or 0)
 
     def stopped_by_governor(self) -> bool:
         return _text(self.redis.get(self.keys.stop)) == GOVERNOR_STOP

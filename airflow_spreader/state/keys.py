@@ -129,6 +129,26 @@ class Keys:
         return self._key("governor-log")
 
     @property
+    def adapt(self) -> str:
+        """Hash: the adaptation's rate factor, batch size, smoothed seconds per unit (state/adapt.py)."""
+        return self._key("adapt")
+
+    @property
+    def batch_times(self) -> str:
+        """Hash: seconds and sizes of the batches done since the last plan (summed: O(1))."""
+        return self._key("batch-times")
+
+    @property
+    def idle_open(self) -> str:
+        """Hash: kind (held, stopped, paused) -> epoch the idle span began (state/idle.py)."""
+        return self._key("idle-open")
+
+    @property
+    def idle_log(self) -> str:
+        """List of the last idle spans (JSON), newest first, capped (O(1) memory)."""
+        return self._key("idle-log")
+
+    @property
     def claim_script_keys(self) -> list[str]:
         """The keys claim.lua touches, in its KEYS order."""
         return [self.meta, self.leases, self.inflight, self.stats, self.stop, self.token_seq, self.claims,
@@ -138,4 +158,4 @@ class Keys:
         return [self.meta, self.stats, self.inflight, self.leases, self.failed, self.stop,
                 self.token_seq, self.done_by_minute, self.claims, self.claim_order, self.families, self.quarantine,
                 self.verify, self.pending, self.recheck, self.governor, self.governor_lease, self.governor_waker,
-                self.governor_log]
+                self.governor_log, self.adapt, self.batch_times, self.idle_open, self.idle_log]

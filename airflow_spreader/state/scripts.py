@@ -6,7 +6,7 @@ from functools import cache
 from importlib import resources
 
 SCRIPT_NAMES = ("start", "claim", "begin", "complete", "release", "fail", "retry_failed", "follow", "skip",
-                "isolate", "verify_record", "verify_redo", "verify_next", "governor_record")
+                "isolate", "verify_record", "verify_redo", "verify_next", "governor_record", "idle_close")
 
 
 @cache

@@ -23,6 +23,7 @@ from airflow_spreader.core.carving import Carve, id_carver
 from airflow_spreader.core.planner import Batch, IdRange, Number, Rate, cycle_end, rate_at, schedule, slot_offsets
 from airflow_spreader.errors import SpreaderError
 from airflow_spreader.state import scripts
+from airflow_spreader.state.idle import IdleLog
 from airflow_spreader.state.keys import REGISTRY_KEY, Keys, validate_claim_id, validate_name
 from airflow_spreader.state.records import (
     BeginState,
@@ -143,9 +144,11 @@ class Tracker:
     def stop(self) -> None:
         """Plan nothing more; batches not yet started hand their ranges back untouched."""
         self.redis.set(self.keys.stop, "1")
+        self.redis.hsetnx(self.keys.idle_open, "stopped", str(self.clock()))  # state/idle.py: not slowness
 
     def go(self) -> None:
         self.redis.delete(self.keys.stop)
+        IdleLog(self.redis, self.name, clock=self.clock).close("stopped")
 
     def is_stopped(self) -> bool:
         return bool(self.redis.exists(self.keys.stop))

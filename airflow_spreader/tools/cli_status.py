@@ -72,8 +72,13 @@ def render(status: BackfillStatus) -> str:
         then = (f"; {'off' if force['on_peak'] else 'on'} peak ({force['next_per_second']:g}/s) from "
                 f"{time_text(datetime.fromisoformat(force['next_change']), zone)}" if force["next_change"] else "")
         unit = "rows" if p.counts_rows else "ids"
-        lines.append(f"  in force  {'on' if force['on_peak'] else 'off'} peak: {force['per_second']:g} batches/s x "
-                     f"{force['batch_size']:,} {unit} = {force['ids_per_second']:,.1f} {unit}/s{then}")
+        factor = (f" (the calendar's {force['calendar_per_second']:g}/s x{force['rate_factor']:.3g}, governor)"
+                  if force["rate_factor"] < 1 else "")
+        sized = f" (governor; configured {force['configured_batch_size']:,})" if (
+            force["batch_size"] != force["configured_batch_size"]) else ""
+        peak = "on" if force["on_peak"] else "off"
+        lines.append(f"  in force  {peak} peak: {force['per_second']:g} batches/s{factor}"
+                     f" x {force['batch_size']:,} {unit}{sized} = {force['ids_per_second']:,.1f} {unit}/s{then}")
     if p.started:
         lines.append(f"  batches   {p.batches_done:,} done, {p.in_flight:,} in flight, {p.batches_failed:,} failed "
                      f"({p.ids_failed:,} ids), {plural(p.cycles, 'cycle')}, "
@@ -87,6 +92,11 @@ def render(status: BackfillStatus) -> str:
         lines.append(f"  ETA       {time_text(eta.finish, zone)} (in {left}), {eta.reason}")
     else:
         lines.append(f"  ETA       {'done' if eta.state == 'done' else 'none'}: {eta.reason}")
+    idle = {kind: seconds for kind, seconds in (eta.idle_seconds or {}).items() if seconds > 0}
+    if idle:
+        spent = ", ".join(f"{kind} {duration_text(seconds)}" for kind, seconds in idle.items())
+        lines.append(f"  idle      {spent} in the last {duration_text(status.observed.seconds)}: set apart, "
+                     "not counted as slowness")
     if status.verification is not None:
         lines.append(f"  verified  {status.verification_text}")
     for failed in status.failed[:FAILED_SHOWN]:
@@ -137,6 +147,8 @@ def governor_lines(status: BackfillStatus) -> list[str]:
         held = f"held {duration_text(governor.record.seconds_in_decision(status.now))}; " if (
             governor.state == "held") else ""
         lines.append(f"  signals   {governor.readings_text()}; {held}{duration_text(total)} held in all")
+    if governor.pace is not None:
+        lines.append(f"  adapts    rate factor x{governor.pace.factor:.3g}, batches of {governor.pace.batch_size:,}")
     for entry in governor.history[:HISTORY_SHOWN]:
         at = entry.at.astimezone(zone).strftime("%H:%M:%S") if entry.at else "?"
         lines.append(f"  decided   {at} {entry.previous} -> {entry.decision}: {entry.reason}")

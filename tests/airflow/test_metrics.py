@@ -133,6 +133,19 @@ def test_a_planned_cycle_reports_the_cursor_and_the_rate_in_force(statsd_on: Sta
     assert got["airflow.spreader.per_second"] == (7.5, "g")
 
 
+def test_the_governor_reports_its_state_the_time_held_the_factor_and_the_batch_size(
+        statsd_on: StatsdServer) -> None:
+    metrics.cycle_planned(BACKFILL, batches=4, cursor=900, per_second=1.5, rate_factor=0.5, batch_size=120)
+    metrics.governor_checked(BACKFILL, decision="hold", held_seconds=42.5)
+    got = parse(statsd_on.receive(16))
+    assert got["airflow.spreader.rate_factor"] == (0.5, "g")
+    assert got[f"airflow.spreader.{BACKFILL}.batch_size"] == (120, "g")
+    assert got["airflow.spreader.governor_state"] == (1, "g")
+    assert got["airflow.spreader.held_seconds"] == (42.5, "g")
+    metrics.governor_checked(BACKFILL, decision="stop", held_seconds=42.5)
+    assert parse(statsd_on.receive(4))["airflow.spreader.governor_state"] == (2, "g")
+
+
 def test_without_legacy_names_only_the_tagged_names_are_sent(statsd_on: StatsdServer,
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AIRFLOW__METRICS__LEGACY_NAMES_ON", "False")

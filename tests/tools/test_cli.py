@@ -181,7 +181,8 @@ def test_the_console_script_degrades_to_redis_when_airflow_is_unreachable(live: 
     assert status["airflow"]["config_problem"] == problem
     assert status["in_force"] is None
     assert status["eta"] == {"state": "unknown", "finish": None, "seconds_left": None, "efficiency": None,
-                             "reason": f"needs the configuration: {problem}"}
+                             "reason": f"needs the configuration: {problem}", "idle_seconds": None,
+                             "rate_factor": 1.0}
 
 
 def test_python_dash_m_is_the_same_console(redis_url: str) -> None:

@@ -194,7 +194,8 @@ def test_status_of_a_running_backfill(backfill: Backfill, capsys: pytest.Capture
     assert (status["state"], status["progress"]["ids_done"], status["progress"]["rows_done"]) == ("running", 300, 297)
     assert status["ids_per_second"]["since_start"] > 0
     assert status["in_force"] == {"on_peak": True, "per_second": 2, "batch_size": 100, "ids_per_second": 200.0,
-                                  "timezone": "UTC", "next_change": None, "next_per_second": 5}
+                                  "timezone": "UTC", "next_change": None, "next_per_second": 5,
+                                  "calendar_per_second": 2, "rate_factor": 1.0, "configured_batch_size": 100}
     # Just started, too early to judge the pace: 9,700 ids left at 200 ids/s.
     eta = status["eta"]
     assert (eta["state"], eta["efficiency"]) == ("estimated", None)

@@ -13,7 +13,9 @@ import redis
 from airflow_spreader.core.governor import Reading, Verdict
 from airflow_spreader.core.governor_config import GovernorConfig
 from airflow_spreader.core.names import config_variable
+from airflow_spreader.state.adapt import AdaptRecord, AdaptState
 from airflow_spreader.state.governor import GovernorState
+from airflow_spreader.state.idle import IdleLog
 from airflow_spreader.state.tracker import Tracker
 from tests.airflow.conftest import airflow_db  # noqa: F401 - a fixture
 from tests.conftest import ManualClock
@@ -103,3 +105,34 @@ def test_the_backfills_page_serves_the_same_governor(governed: Backfill, monkeyp
     data = Backfills("redis_default").status(governed.tracker, AirflowSource(), datetime.now(timezone.utc))
     assert data["state"] == "held" and data["governor"]["message"].startswith("held: replica lag 4.2 s > 2 s since ")
     assert len(data["governor"]["history"]) == 2
+
+
+def test_status_and_the_page_show_the_rate_factor_the_batch_size_and_idle_time(
+        governed: Backfill, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    from airflow_spreader.tools.readmodel.sources import AirflowSource
+    from airflow_spreader.tools.ui.api import Backfills
+
+    adapting = GovernorConfig.from_dict({**GOVERNOR.to_dict(), "adaptive_rate": True, "target_batch_seconds": 1})
+    governed.set_variable({**CONFIG, "governor": adapting.to_dict()})
+    GovernorState(governed.tracker.redis, governed.name).publish(adapting)
+    AdaptState(governed.tracker.redis, governed.name).save(AdaptRecord(0.5, 40, 0.02, 1, "run/1"))
+    IdleLog(governed.tracker.redis, governed.name, clock=lambda: datetime.now(timezone.utc).timestamp() - 1).open(
+        "held")
+    assert governed.cli("status", governed.name, "--json") == 0
+    status = output(capsys)
+    assert {k: status["in_force"][k] for k in ("per_second", "calendar_per_second", "rate_factor", "batch_size",
+                                                "configured_batch_size", "ids_per_second")} == {
+        "per_second": 1.0, "calendar_per_second": 2, "rate_factor": 0.5, "batch_size": 40,
+        "configured_batch_size": 100, "ids_per_second": 40.0}
+    assert (status["governor"]["rate_factor"], status["governor"]["batch_size"]) == (0.5, 40)
+    assert status["eta"]["rate_factor"] == 0.5 and "x0.5 (governor)" in status["eta"]["reason"]
+    assert status["eta"]["idle_seconds"]["held"] > 0 and status["eta"]["idle_seconds"]["stopped"] == 0
+    assert governed.cli("status", governed.name) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert ("  in force  on peak: 1 batches/s (the calendar's 2/s x0.5, governor) x 40 ids (governor; configured "
+            "100) = 40.0 ids/s") in lines
+    assert "  adapts    rate factor x0.5, batches of 40" in lines
+    assert any(line.startswith("  idle      held ") and line.endswith("not counted as slowness") for line in lines)
+    monkeypatch.setenv("REDIS_URL", governed.url)
+    data = Backfills("redis_default").status(governed.tracker, AirflowSource(), datetime.now(timezone.utc))
+    assert (data["governor"]["rate_factor"], data["in_force"]["batch_size"]) == (0.5, 40)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from typing import Any
 
+from airflow_spreader.core.adapt import Pace
 from airflow_spreader.core.governor import UNITS, number_text
 from airflow_spreader.core.governor_config import GovernorConfig
 from airflow_spreader.state.governor import GovernorRecord, GovernorState, LoggedDecision
@@ -28,6 +29,8 @@ class GovernorView:
     history: list[LoggedDecision]
     stopped_by_governor: bool
     now: datetime
+    #: The rate factor and batch size of the last plan (None: no adaptation on).
+    pace: Pace | None = None
 
     @property
     def state(self) -> str:
@@ -83,14 +86,17 @@ class GovernorView:
             "held_seconds_total": 0.0 if record is None else record.total_held(self.now),
             "health_interval": self.config.health_interval, "checks": 0 if record is None else record.checks,
             "readings": self.readings(),
+            "rate_factor": None if self.pace is None else self.pace.factor,
+            "batch_size": None if self.pace is None else self.pace.batch_size,
+            "adaptive_rate": self.config.adaptive_rate, "target_batch_seconds": self.config.target_batch_seconds,
             "history": [entry.to_dict() for entry in self.history],
         }
 
 
-def read_governor(tracker: Tracker, now: datetime) -> GovernorView | None:
+def read_governor(tracker: Tracker, now: datetime, pace: Pace | None = None) -> GovernorView | None:
     """The governor's view, or None when the backfill's last plan switched no governor on."""
     state = GovernorState(tracker.redis, tracker.name)
     config = state.config()
     if config is None:
         return None
-    return GovernorView(config, state.current(), state.history(), state.stopped_by_governor(), now)
+    return GovernorView(config, state.current(), state.history(), state.stopped_by_governor(), now, pace)

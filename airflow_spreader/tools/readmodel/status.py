@@ -14,8 +14,12 @@ from datetime import datetime, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from airflow_spreader.core.adapt import Pace, scaled_rate
 from airflow_spreader.core.config import SpreadConfig
-from airflow_spreader.core.eta import Eta, Observed, estimate, ids_per_second, observe
+from airflow_spreader.core.eta import SAME_PACE, Eta, Observed, estimate, ids_per_second, observe
+from airflow_spreader.core.idle import IdleSpan
+from airflow_spreader.cycle.pace import current_pace
+from airflow_spreader.state.idle import IdleLog
 from airflow_spreader.state.quarantine import Quarantine, QuarantinedKey
 from airflow_spreader.state.records import FailedRange, Progress
 from airflow_spreader.state.tracker import Tracker
@@ -88,6 +92,10 @@ class BackfillStatus:
     #: None when the DAG has no ``pending`` predicate.
     verification: VerificationState | None = None
     governor: GovernorView | None = None
+    #: When it was held, stopped or paused (recent spans, state/idle.py): the ETA sets that time apart.
+    idle: tuple[IdleSpan, ...] = ()
+    #: The governor's rate factor and batch size chosen by the last plan (None: no adaptation on).
+    pace: Pace | None = None
 
     @property
     def name(self) -> str:
@@ -128,14 +136,14 @@ class BackfillStatus:
         if p.counts_rows:  # batches of batch_size rows: the planner's ids/s are rows/s; the ids pace says nothing
             left = 0 if p.exhausted and p.in_flight == 0 else max(1, p.rows_total - p.rows_done)
             eta = estimate(self.config.value, self.now, remaining_ids=left, failed_ids=failed,
-                           stopped=p.stopped, paused=self.paused.value is True)
+                           stopped=p.stopped, paused=self.paused.value is True, pace=self.pace or SAME_PACE)
             return Eta(eta.state, eta.finish, f"{eta.reason}, for about {left:,} rows left of an estimated "
                                               f"{p.rows_total:,}" if eta.state == "estimated" else eta.reason,
-                       eta.efficiency)
+                       eta.efficiency, eta.idle_seconds, eta.factor)
         remaining = max(0, p.total_ids - p.ids_done - failed - p.ids_skipped)
         return estimate(self.config.value, self.now, remaining_ids=remaining,
                         failed_ids=failed, stopped=p.stopped, paused=self.paused.value is True,
-                        observed=self.observed)
+                        observed=self.observed, idle=self.idle, pace=self.pace or SAME_PACE)
 
     @property
     def attempts_lost(self) -> int:
@@ -166,8 +174,11 @@ class BackfillStatus:
         schedule = config.peak_schedule
         on_peak = schedule.is_on_peak(self.now)
         change = schedule.next_change(self.now)
-        return {"on_peak": on_peak, "per_second": config.per_second(self.now), "batch_size": config.batch_size,
-                "ids_per_second": ids_per_second(config, on_peak), "timezone": config.on_peak_timezone,
+        pace = self.pace or SAME_PACE
+        return {"on_peak": on_peak, "per_second": scaled_rate(config.per_second(self.now), pace.factor),
+                "calendar_per_second": config.per_second(self.now), "rate_factor": pace.factor,
+                "batch_size": pace.batch_size or config.batch_size, "configured_batch_size": config.batch_size,
+                "ids_per_second": ids_per_second(config, on_peak, pace), "timezone": config.on_peak_timezone,
                 "next_change": change.isoformat() if change else None,
                 "next_per_second": config.per_second_off_peak if on_peak else config.per_second_on_peak}
 
@@ -208,11 +219,14 @@ def gather(tracker: Tracker, airflow: AirflowSource, dag_id: str, now: datetime,
     progress = tracker.progress()
     halted = tracker.halt()
     verification = Verification(tracker).state()
+    config = airflow.config(dag_id)
+    pace = current_pace(tracker, config.value)
     return BackfillStatus(
         verification=verification if verification.wanted else None,
         halt=None if halted is None else Halt(halted[0], halted[1], tracker.name, dag_id),
         dag_id=dag_id, now=now, progress=progress, failed=tracker.failed_ranges(),
         quarantined=tuple(Quarantine(tracker).quarantined(QUARANTINE_LISTED)),
         observed=observe(tracker.done_per_minute(), now, minutes=window_minutes, started_at=progress.started_at),
-        config=airflow.config(dag_id), paused=airflow.is_paused(dag_id), governor=read_governor(tracker, now),
+        config=config, paused=airflow.is_paused(dag_id), governor=read_governor(tracker, now, pace),
+        idle=tuple(IdleLog(tracker.redis, tracker.name, clock=now.timestamp).spans()), pace=pace,
     )

@@ -82,8 +82,16 @@ function chart(history, limit) {
 function inForce(b) {
   const f = b.in_force;
   if (!f) return `unknown: ${b.airflow.config_problem}`;
-  let text = `${f.on_peak ? "on" : "off"} peak: ${f.per_second} batches/s x ${int(f.batch_size)} ids = ${rate(f.ids_per_second)}`;
+  const factor = f.rate_factor < 1 ? ` (the calendar's ${f.calendar_per_second}/s x${f.rate_factor}, governor)` : "";
+  const sized = f.batch_size !== f.configured_batch_size ? ` (governor; configured ${int(f.configured_batch_size)})` : "";
+  let text = `${f.on_peak ? "on" : "off"} peak: ${f.per_second} batches/s${factor} x ${int(f.batch_size)} ids${sized} = ${rate(f.ids_per_second)}`;
   if (f.next_change) text += `; ${f.on_peak ? "off" : "on"} peak (${f.next_per_second}/s) from ${when(f.next_change, f.timezone)}`;
+  return text;
+}
+
+function governorLine(g) {  // the state and why, the time held, the adaptation's factor and batch size
+  let text = `${g.message}; ${duration(g.held_seconds_total || 0)} held in all`;
+  if (g.rate_factor !== null && g.rate_factor !== undefined) text += `; rate factor x${g.rate_factor}, batches of ${int(g.batch_size)}`;
   return text;
 }
 
@@ -158,7 +166,9 @@ function card(b) {
                               field("rows_total", `${p.rows_total_is_estimate ? "~" : ""}${int(p.rows_total)}`, p.rows_total),
                               ` rows${estimate}, `, field("percent", `${pct}%`, p.fraction_done))];
   }
-  if (b.governor) rows.splice(rows.length - 1, 0, ["governor", field("governor", b.governor.message)]);
+  if (b.governor) rows.splice(rows.length - 1, 0, ["governor", field("governor", governorLine(b.governor))]);
+  const idle = Object.entries((b.eta && b.eta.idle_seconds) || {}).filter(([, s]) => s > 0);
+  if (idle.length) rows.splice(rows.length - 1, 0, ["idle", field("idle", `${idle.map(([k, s]) => `${k} ${duration(s)}`).join(", ")} in the last ${duration(b.ids_per_second.recent_seconds)}: set apart, not counted as slowness`)]);
   if (b.halt) rows.unshift(["halted", field("halt", `${b.halt.at ? when(b.halt.at, zone) + ": " : ""}${b.halt.message}`)]);
   return el("section", {class: "backfill", "data-backfill": b.backfill},
     el("div", {class: "head"}, el("h2", {text: b.backfill}),
