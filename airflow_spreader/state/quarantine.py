@@ -220,7 +220,7 @@ class Quarantine:
                          if anchor.begin_id <= key <= anchor.end_id]
             step.ops += [("fail", str(anchor), json.dumps({"error": family.error, "attempts": family.attempts,
                                                             "failed_at": self.tracker.clock()})),
-                         ("count", "batches_failed", "1"), ("count", "ids_failed", str(anchor.size))]
+                         ("count", "batches_failed", "1"), ("count", "ids_failed", str(anchor.counted))]
         if settled.unpark or settled.merge:
             family = family.without(settled)
         step.new_family = "" if settled.close else family.to_json()
