@@ -171,7 +171,7 @@ def test_which_key_types_are_integers(
         bounds = inspect_table(engine, SourceTable(table.name, key="k"))
         assert bounds == TableBounds(7, 12) and type(bounds.max_id) is int
     else:
-        with pytest.raises(TableError, match=r"^key column 'k' of table '.*' has type .*, neither an integer nor a UUID"):
+        with pytest.raises(TableError, match=r"^key column 'k' of table '.*' has type .*, neither an integer nor"):
             inspect_table(engine, SourceTable(table.name, key="k"))
 
 
