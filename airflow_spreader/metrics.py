@@ -18,6 +18,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Literal
 
 from airflow_spreader.compat import conf, stats
+from airflow_spreader.core.keys import is_uuid_image
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +90,6 @@ def cycle_planned(backfill: str, *, batches: int, cursor: int | None, per_second
     """A cycle claimed ``batches``, leaving the cursor at ``cursor``, at ``per_second`` batches/s."""
     _emit(backfill, "cycles", 1)
     _emit(backfill, "batches_planned", batches)
-    if cursor is not None:
+    if cursor is not None and not is_uuid_image(cursor):  # a UUID key's image is no number to plot
         _emit(backfill, "cursor", cursor)
     _emit(backfill, "per_second", per_second)

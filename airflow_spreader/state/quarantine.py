@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from airflow_spreader.core.keys import key_label
 from airflow_spreader.core.planner import IdRange
 from airflow_spreader.core.split import (
     DEFAULT_MAX_SPLIT_DEPTH,
@@ -52,7 +53,7 @@ class QuarantinedKey:
     root: IdRange | None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"key": self.key, "error": self.error, "attempts": self.attempts,
+        return {"key": self.key, "label": key_label(self.key), "error": self.error, "attempts": self.attempts,
                 "quarantined_at": self.quarantined_at.isoformat() if self.quarantined_at else None,
                 "root": None if self.root is None else str(self.root)}
 

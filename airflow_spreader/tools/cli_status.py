@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime, tzinfo
 from typing import Any
 
+from airflow_spreader.core.keys import key_label
 from airflow_spreader.tools.readmodel.governor import HISTORY_SHOWN
 from airflow_spreader.tools.readmodel.status import BackfillStatus
 
@@ -56,8 +57,9 @@ def render(status: BackfillStatus) -> str:
         if p.counts_rows:
             guess = ("~", " (an estimate from the table's statistics until the walk reaches the bottom)") \
                 if p.rows_total_is_estimate else ("", "")
+            key_at = None if p.cursor is None else key_label(p.cursor)  # a UUID key reads as its UUID
             lines.append(f"  progress  {bar(p.fraction_done)}  {p.rows_done:,} of {guess[0]}{p.rows_total:,} rows"
-                         f"{guess[1]}; batches of rows, key now at {p.cursor}{skipped and f' ({skipped[2:]} ids)'}")
+                         f"{guess[1]}; batches of rows, key now at {key_at}{skipped and f' ({skipped[2:]} ids)'}")
         else:
             lines.append(f"  progress  {bar(p.fraction_done)}  {p.ids_done:,} of {p.total_ids:,} ids{skipped} "
                          f"({p.rows_done:,} rows)")
