@@ -40,6 +40,8 @@ def from_key(value: Any, form: KeyForm | None = None) -> int:
     """The integer image of a UUID key value as the driver returned it. ``form``: the form the rest of the
     key has (the cursor's); a value of another form raises UuidKeyError, since it would order differently."""
     found, number = _parse(value)
+    if form is KeyForm.UPPER and found is KeyForm.LOWER and value == str(value).upper():
+        found = form  # no letters in it: lowercase and uppercase at once
     if form is not None and found is not form:
         raise UuidKeyError(f"key value {value!r} is a UUID of form {found.name}, the key's others are {form.name}")
     return found << 128 | number

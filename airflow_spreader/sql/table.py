@@ -140,9 +140,9 @@ def _inspect(conn: sa.Connection, table: SourceTable) -> TableBounds:
     low, high = row
     if low is None or high is None:
         return TableBounds(None, None)
-    if not _is_whole(low):
-        first = key_image(table, low, "min")
-        return TableBounds(first, key_image(table, high, "max", like=first))
+    if not _is_whole(low):  # a UUID key: its max (with letters, almost surely) sets the form of all the others
+        top = key_image(table, high, "max")
+        return TableBounds(key_image(table, low, "min", like=top), top)
     for value in (int(low), int(high)):
         _check_range(table, value, "max" if value == int(high) else "min")
     return TableBounds(int(low), int(high))
