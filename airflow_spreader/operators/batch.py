@@ -198,15 +198,15 @@ class SpreadBatchOperator(TimedWaits):
             rows = self.run_batch(batch, context, generation)
         except RangeAlreadyDone as done:  # committed by an earlier run that died before telling Redis
             self.log.warning("Batch %s: its work committed earlier (done-ledger); not running it again",
-                             batch.id_range)
+                             batch.id_range.label)
             self.record_done(tracker, batch, done.rows, started)
             return "already_done"
         except Exception as error:
             message = f"{type(error).__name__}: {error}"
-            self.log.exception("Batch %s failed (try %s)", batch.id_range, context["ti"].try_number)
+            self.log.exception("Batch %s failed (try %s)", batch.id_range.label, context["ti"].try_number)
             fate = Quarantine(tracker, self.max_split_depth).fail(batch, message, final=final_try, attempt=attempt)
             if final_try:
-                self.log.warning("Batch %s failed its last try: %s", batch.id_range, fate)
+                self.log.warning("Batch %s failed its last try: %s", batch.id_range.label, fate)
             metrics.batch_failed(self.backfill, final=final_try)
             failures.append(f"{batch.id_range.label}: {message}")
             return "failed"

@@ -6,6 +6,7 @@ from datetime import datetime, tzinfo
 from typing import Any
 
 from airflow_spreader.core.keys import key_label
+from airflow_spreader.core.planner import IdRange
 from airflow_spreader.tools.readmodel.governor import HISTORY_SHOWN
 from airflow_spreader.tools.readmodel.status import BackfillStatus
 
@@ -93,7 +94,8 @@ def render(status: BackfillStatus) -> str:
         lines.append(f"  verified  {status.verification_text}")
     for failed in status.failed[:FAILED_SHOWN]:
         error = (failed.error.splitlines() or [""])[0][:100]
-        lines.append(f"  failed    {failed.begin_id}-{failed.end_id}  {plural(failed.attempts, 'attempt')}  {error}")
+        span = IdRange(failed.begin_id, failed.end_id).label  # a UUID key's range reads UUID..UUID
+        lines.append(f"  failed    {span}  {plural(failed.attempts, 'attempt')}  {error}")
     if len(status.failed) > FAILED_SHOWN:
         lines.append(f"  failed    ... {len(status.failed) - FAILED_SHOWN} more (see --json)")
     lines += quarantine_lines(status)
@@ -122,7 +124,7 @@ def quarantine_lines(status: BackfillStatus) -> list[str]:
              f"fix the work, then retry-failed {status.name})"]
     for key in status.quarantined[:FAILED_SHOWN]:
         error = (key.error.splitlines() or [""])[0][:100]
-        lines.append(f"  quarantine {key.key}  {plural(key.attempts, 'attempt')}  {error}")
+        lines.append(f"  quarantine {key_label(key.key)}  {plural(key.attempts, 'attempt')}  {error}")
     if count > FAILED_SHOWN:
         lines.append(f"  quarantine ... {count - FAILED_SHOWN:,} more (see --json)")
     return lines

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 import threading
 import time
@@ -11,9 +12,12 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from airflow_spreader.core.keys import to_key
+from airflow_spreader.core.keys import from_key, to_key
+from airflow_spreader.tools.cli import main
 from tests.airflow.conftest import TABLE, Source
 from tests.airflow.test_backfill_dag import run_cycle
+from tests.airflow.test_poison_rows import CONFIG as POISON_CONFIG
+from tests.airflow.test_poison_rows import POISON_FILE
 from tests.conftest import AIRFLOW_HOME
 
 pytestmark = pytest.mark.airflow
@@ -86,9 +90,9 @@ def test_ids_batching_on_a_uuid_key_fails_the_first_cycle_telling_to_set_rows(
 
 @pytest.mark.parametrize("source", ["sqlite"], indirect=True)
 def test_a_stop_mid_cycle_on_a_uuid_key_hands_the_rest_back_and_go_finishes_exactly_once(source: Source) -> None:
-    stored = create_uuid_keys(source, uuids(100, seed=5), "TEXT")
-    source.set_config(batch_size=10, duration=10, per_second_on_peak=1, per_second_off_peak=1,
-                      max_tasks_per_cycle=2, lead_seconds=10, batching="rows")
+    stored = create_uuid_keys(source, uuids(60, seed=5), "TEXT")
+    source.set_config(batch_size=10, duration=6, per_second_on_peak=1, per_second_off_peak=1,
+                      max_tasks_per_cycle=2, lead_seconds=6, batching="rows")
     (AIRFLOW_HOME / "stop-after").write_text(f"{source.dag_id} 3")  # the 3rd batch's work stops the backfill
 
     def stop_then_go() -> None:
@@ -102,12 +106,42 @@ def test_a_stop_mid_cycle_on_a_uuid_key_hands_the_rest_back_and_go_finishes_exac
     run_cycle(source)
     operator.join(timeout=60)
     (AIRFLOW_HOME / "stop-after").unlink(missing_ok=True)
-    assert 3 <= source.tracker.progress().batches_done < 10, "the stop came mid-cycle"
+    assert 3 <= source.tracker.progress().batches_done < 6, "the stop came mid-cycle"
     for _ in range(3):
         run_cycle(source)
         if source.tracker.progress().finished:
             break
     progress = source.tracker.progress()
     assert progress.finished and progress.counters.get("batches_replanned", 0) > 0
-    assert (progress.batches_done, progress.rows_done) == (10, 100), "the handed-back ranges kept their bounds"
+    assert (progress.batches_done, progress.rows_done) == (6, 60), "the handed-back ranges kept their bounds"
     assert counters(source) == dict.fromkeys(stored, 1)
+
+
+@pytest.mark.parametrize("source", ["poison"], indirect=True)
+def test_a_poison_row_under_a_uuid_key_is_quarantined_by_bisection_and_reads_as_its_uuid(
+        source: Source, redis_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    # 40 adjacent UUIDs: bisection halves a range's span, so adjacent keys single one out in 3 levels (a span
+    # of random UUIDs needs up to 128, one a cycle: see the README)
+    base = 0xC0FFEE00_0000_4000_8000_0000_0000_0000
+    stored = create_uuid_keys(source, [uuid.UUID(int=base + i) for i in range(40)], "TEXT")
+    poison = stored[13]
+    POISON_FILE.write_text(json.dumps([poison]))  # the work of spreader_test_poison raises on it
+    try:
+        source.set_config(**{**POISON_CONFIG, "batch_size": 8, "batching": "rows"})
+        for _ in range(6):
+            run_cycle(source)
+            progress = source.tracker.progress()
+            if progress.exhausted and progress.in_flight == 0:
+                break
+    finally:
+        POISON_FILE.unlink(missing_ok=True)
+    done = counters(source)
+    assert done == {k: 0 if k == poison else 1 for k in stored}
+    assert (progress.keys_quarantined, progress.rows_done, source.tracker.failed_ranges()) == (1, 39, [])
+    capsys.readouterr()
+    assert main(["--redis-url", redis_url, "--json", "status", source.dag_id]) == 0
+    [shown] = json.loads(capsys.readouterr().out)["quarantine"]["keys"]
+    assert (shown["key"], shown["label"]) == (from_key(poison), poison)
+    assert shown["error"] == f"PoisonRow: row {poison} cannot be processed"
+    assert main(["--redis-url", redis_url, "status", source.dag_id]) == 0
+    assert f"quarantine {poison}  1 attempt  PoisonRow: row {poison}" in capsys.readouterr().out
