@@ -67,7 +67,7 @@ def test_a_table_keyed_by_text_that_is_not_a_uuid_is_refused(source: Source, cap
         conn.execute(sa.text(f"CREATE TABLE {TABLE} (id TEXT PRIMARY KEY, counter INTEGER)"))
         conn.execute(sa.text(f"INSERT INTO {TABLE} VALUES ('a', 0)"))
     source.set_config(**GOOD)
-    failed_with(source, capfd, "key column 'id' of table 'spreader_items' has min value: key value 'a' is not a UUID "
+    failed_with(source, capfd, "key column 'id' of table 'spreader_items' has max value: key value 'a' is not a UUID "
                                "in canonical text")
     assert not source.tracker.is_started()
 

@@ -137,8 +137,8 @@ def test_a_text_key_that_is_not_a_uuid_names_its_value(engine: sa.Engine, tables
         conn.execute(table.insert(), [{"code": "AB-1"}, {"code": "ZZ-9"}])
     with pytest.raises(TableError) as raised:
         inspect_table(engine, SourceTable(table.name, key="code"))
-    assert str(raised.value).startswith(f"key column 'code' of table '{table.name}' has min value: key value "
-                                        "'AB-1' is not a UUID in canonical text")
+    assert str(raised.value).startswith(f"key column 'code' of table '{table.name}' has max value: key value "
+                                        "'ZZ-9' is not a UUID in canonical text")
 
 
 def test_a_key_neither_integer_nor_uuid_names_its_type(engine: sa.Engine, tables: sa.MetaData) -> None:
