@@ -18,6 +18,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Literal
 
 from airflow_spreader.compat import conf, stats
+from airflow_spreader.core.keys import is_uuid_image
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +99,7 @@ def cycle_planned(backfill: str, *, batches: int, cursor: int | None, per_second
     calendar's rate times ``rate_factor``), of ``batch_size`` each."""
     _emit(backfill, "cycles", 1)
     _emit(backfill, "batches_planned", batches)
-    if cursor is not None:
+    if cursor is not None and not is_uuid_image(cursor):  # a UUID key's image is no number to plot
         _emit(backfill, "cursor", cursor)
     _emit(backfill, "per_second", per_second)
     _emit(backfill, "rate_factor", rate_factor)

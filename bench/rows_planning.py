@@ -3,7 +3,8 @@
 (a) One cycle of the reference's busiest rate (1,350 batches of 70) cut by ``RowCarver``: one query walking
 94,501 entries of the key's index, on tables of 10^5, 10^6 and 10^7 rows, with the cursor at the top and
 in the middle; the same cycle claimed through the tracker (Redis) with the rows carve and, as the baseline
-in the same run, with the ids carve (no read). EXPLAIN (ANALYZE, BUFFERS) shows the plan. (b) A sparse
+in the same run, with the ids carve (no read). EXPLAIN (ANALYZE, BUFFERS) shows the plan. The same carve
+on a table of 10^6 rows keyed by a PostgreSQL ``uuid`` (random, version 4), its plan too. (b) A sparse
 table, 10^5 rows over 10^12 ids, at the same rate: its whole walk claimed in "rows" batching, and a bounded
 number of "ids" cycles claimed and extrapolated to the whole key span.
 """
@@ -16,13 +17,15 @@ import time
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from functools import partial
+from typing import Any
 
 import redis
 import sqlalchemy as sa
 
 from airflow_spreader.core.carving import Carve, id_carver
+from airflow_spreader.core.keys import to_key
 from airflow_spreader.sql.boundaries import RowCarver, tops_statement
-from airflow_spreader.sql.table import SourceTable
+from airflow_spreader.sql.table import SourceTable, inspect_table, key_image
 from airflow_spreader.state.tracker import Tracker
 from bench.common import Section, Stats, Table, fmt
 
@@ -40,6 +43,8 @@ SPARSE_SPAN = 10**12
 SPARSE_KEY = "g::bigint * 10000000 - (abs(hashtext(g::text)) % 9999999)"
 SPARSE_TABLE = "spreader_bench_sparse"
 IDS_CYCLES = 5
+UUID_ROWS = 10**6
+UUID_TABLE = "spreader_bench_uuid_1e6"
 T0 = datetime(2027, 1, 4, 12, tzinfo=timezone.utc)
 
 
@@ -47,10 +52,10 @@ def table_name(rows: int) -> str:
     return f"spreader_bench_rows_1e{round(math.log10(rows))}"
 
 
-def ensure_table(engine: sa.Engine, name: str, rows: int, key: str) -> float | None:
+def ensure_table(engine: sa.Engine, name: str, rows: int, key: str, key_type: str = "BIGINT") -> float | None:
     """Create ``name`` (BIGINT key, a text payload, a counter) once: reused while its comment says it holds
     these rows. Returns the seconds its creation took, None when it was reused."""
-    marker = f"spreader-bench: {rows} rows, key {key}"
+    marker = f"spreader-bench: {rows} rows, key {key}" + ("" if key_type == "BIGINT" else f" {key_type}")
     with engine.connect() as conn:
         comment = conn.execute(sa.text("SELECT obj_description(to_regclass(:t), 'pg_class')"), {"t": name}).scalar()
     if comment == marker:
@@ -58,7 +63,7 @@ def ensure_table(engine: sa.Engine, name: str, rows: int, key: str) -> float | N
     started = time.monotonic()
     with engine.connect() as conn:
         conn.execute(sa.text(f"DROP TABLE IF EXISTS {name}"))
-        conn.execute(sa.text(f"CREATE TABLE {name} (id BIGINT PRIMARY KEY, payload TEXT NOT NULL, "
+        conn.execute(sa.text(f"CREATE TABLE {name} (id {key_type} PRIMARY KEY, payload TEXT NOT NULL, "
                              "counter INTEGER NOT NULL DEFAULT 0)"))
         conn.execute(sa.text(f"INSERT INTO {name} (id, payload) SELECT {key}, md5(g::text) "
                              f"FROM generate_series(1, {rows}) g"))
@@ -76,7 +81,7 @@ def bounds(engine: sa.Engine, name: str, rows: int) -> tuple[int, int, int]:
     return int(low), int(middle), int(high)
 
 
-def explain(engine: sa.Engine, name: str, cursor: int, low: int) -> list[str]:
+def explain(engine: sa.Engine, name: str, cursor: Any, low: Any) -> list[str]:
     statement = tops_statement(SourceTable(name), below=cursor, above=low, batch_size=BATCH_SIZE, count=SLOTS)
     sql = str(statement.compile(dialect=engine.dialect, compile_kwargs={"literal_binds": True}))
     # as compiled for psycopg2 (its modulo escaped as %%): sent to the driver as is, not through sa.text
@@ -160,6 +165,39 @@ def planning_cost(engine: sa.Engine, client: redis.Redis, repeats: int) -> tuple
     return table, plan_table, figures
 
 
+def uuid_cost(engine: sa.Engine, repeats: int) -> tuple[Table, dict[str, float]]:
+    """The rows carve of the busiest cycle on a uuid key (its images, core/keys.py), cursor at the top and in
+    the middle, and its plan."""
+    table = SourceTable(UUID_TABLE)
+    found = inspect_table(engine, table)
+    assert found.min_id is not None and found.max_id is not None
+    with engine.connect() as conn:
+        middle = key_image(table, conn.execute(sa.text(f"SELECT id FROM {UUID_TABLE} ORDER BY id DESC OFFSET :n "
+                                                       "LIMIT 1"), {"n": UUID_ROWS // 2}).scalar_one(), "middle",
+                           like=found.max_id)
+    carve = RowCarver(engine, table, BATCH_SIZE)
+    if len(carve(found.max_id, found.min_id, SLOTS)) != SLOTS:
+        raise AssertionError(f"the rows carve of {UUID_TABLE} cut the wrong number of ranges")
+    samples: dict[str, list[float]] = {"top": [], "middle": []}
+    for run in range(repeats + 1):  # the first round only warms the caches and is dropped
+        for case, cursor in (("top", found.max_id), ("middle", middle)):
+            took = time_once(partial(carve, cursor, found.min_id, SLOTS))
+            if run:
+                samples[case].append(took)
+    plan = explain(engine, UUID_TABLE, to_key(found.max_id), to_key(found.min_id))
+    stats = {case: Stats.of(values) for case, values in samples.items()}
+    result = Table(f"Rows carve of one cycle on {UUID_TABLE} ({UUID_ROWS:,} rows, key `uuid`), PostgreSQL",
+                   ["cursor", "carve, ms", "plan line"])
+    result.add("at the top", stats["top"].fmt(3, 1000), "")
+    result.add("in the middle", stats["middle"].fmt(3, 1000), "")
+    for line in plan:
+        result.add("", "", f"`{line.replace('|', '/')}`")
+    joined = "\n".join(plan)
+    return result, {"worst_ms": max(s.median for s in stats.values()) * 1000,
+                    "index_only": float("Index Only Scan" in joined),
+                    "heap_fetches": float(sum(int(n) for n in re.findall(r"Heap Fetches: (\d+)", joined)))}
+
+
 def sparse_walk(engine: sa.Engine, client: redis.Redis) -> tuple[Table, dict[str, float]]:
     low, _, high = bounds(engine, SPARSE_TABLE, SPARSE_ROWS)
     rows_claim = claim_timer(client, "spreader-bench-sparse-rows", high, low,
@@ -212,8 +250,10 @@ def run(postgres_url: str | None, redis_url: str, quick: bool = False) -> Sectio
     created = {table_name(rows): ensure_table(engine, table_name(rows), rows, f"g::bigint * {STEP}")
                for rows in SIZES}
     created[SPARSE_TABLE] = ensure_table(engine, SPARSE_TABLE, SPARSE_ROWS, SPARSE_KEY)
+    created[UUID_TABLE] = ensure_table(engine, UUID_TABLE, UUID_ROWS, "gen_random_uuid()", key_type="UUID")
     try:
         table, plan_table, cost = planning_cost(engine, client, repeats)
+        uuid_table, uuid = uuid_cost(engine, repeats)
         sparse_table, sparse = sparse_walk(engine, client)
     finally:
         engine.dispose()
@@ -229,7 +269,7 @@ def run(postgres_url: str | None, redis_url: str, quick: bool = False) -> Sectio
          "dense keys": f"{STEP}, {2 * STEP}, ... (BIGINT primary key, a 32-character text payload, a counter)",
          "sparse keys": f"{SPARSE_ROWS:,} rows, one per stretch of 10^7 ids (`{SPARSE_KEY}`)",
          "tables": reused, "target": f"under {TARGET_MS:g} ms a cycle, flat in the table size, index-only"},
-        [table, plan_table, sparse_table])
+        [table, plan_table, uuid_table, sparse_table])
     section.analysis.append(
         f"Flat and index-only: one rows carve of the busiest cycle takes {cost['top_1e7_ms']:.0f} ms at 10^7 rows "
         f"(slowest median of any size and cursor {cost['worst_ms']:.0f} ms; fastest runs from 10^5 to 10^7 rows "
@@ -240,6 +280,11 @@ def run(postgres_url: str | None, redis_url: str, quick: bool = False) -> Sectio
         "are fetched from the heap until the next vacuum). A whole claim through the tracker (each from the "
         "top of a freshly started tracker) is the carve plus the Redis commit of the 1,350 ranges, which the "
         "ids claim of the same run pays too; the difference column is what rows batching adds to a cycle.")
+    section.analysis.append(
+        f"UUID key: the same carve on {UUID_ROWS:,} random uuid keys takes {uuid['worst_ms']:.0f} ms (slowest "
+        f"median), {'an `Index Only Scan Backward`' if uuid['index_only'] else 'NOT an index-only scan'} with "
+        f"{uuid['heap_fetches']:.0f} heap fetches: the key's images (core/keys.py) go to the database as the "
+        "driver's values, so the query and its plan are the integer key's.")
     section.analysis.append(
         f"Sparse: \"rows\" covers the {SPARSE_ROWS:,} rows in {sparse['rows_batches']:,.0f} batches, "
         f"{sparse['rows_minutes']:.1f} min at {PER_SECOND}/s; \"ids\" needs {sparse['ids_batches']:,.0f} batches "
@@ -255,6 +300,9 @@ def run(postgres_url: str | None, redis_url: str, quick: bool = False) -> Sectio
                     0.67 < cost["flat"] < 1.5)
     section.verdict("rows carve's plan", "Index Only Scan" if cost["index_only"] else "not index-only",
                     "index-only", bool(cost["index_only"]))
+    section.verdict(f"rows carve on a uuid key ({UUID_ROWS:,} rows, slowest median; plan)",
+                    f"{uuid['worst_ms']:.0f} ms, {'Index Only Scan' if uuid['index_only'] else 'not index-only'}",
+                    f"< {TARGET_MS:g} ms, index-only", uuid["worst_ms"] < TARGET_MS and bool(uuid["index_only"]))
     section.verdict(f"sparse table ({SPARSE_ROWS:,} rows over 10^12 ids): batches, rows against ids",
                     f"{sparse['rows_batches']:,.0f} ({sparse['rows_minutes']:.1f} min) against "
                     f"{sparse['ids_batches']:.3g} ({sparse['years']:,.0f} years, extrapolated)", "(reported)", None)

@@ -18,6 +18,8 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from fractions import Fraction
 
+from airflow_spreader.core.keys import counted_ids, is_uuid_image, key_label
+
 Number = int | float | Fraction | Decimal
 
 
@@ -39,8 +41,18 @@ class IdRange:
     def size(self) -> int:
         return self.end_id - self.begin_id + 1
 
+    @property
+    def counted(self) -> int:
+        """The ids it adds to the tracker's id counters: its size, 0 for a UUID range (core/keys.py)."""
+        return counted_ids(self.begin_id, self.end_id)
+
     def __str__(self) -> str:
         return f"{self.begin_id}-{self.end_id}"
+
+    @property
+    def label(self) -> str:
+        """How it reads in the UI and messages: ``str()`` for integers, ``UUID..UUID`` for a UUID key."""
+        return f"{key_label(self.begin_id)}..{key_label(self.end_id)}" if is_uuid_image(self.end_id) else str(self)
 
     @classmethod
     def parse(cls, text: str) -> IdRange:

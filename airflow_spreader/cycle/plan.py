@@ -12,6 +12,8 @@ from airflow_spreader.core.adapt import Pace
 from airflow_spreader.core.carving import Carve, id_carver
 from airflow_spreader.core.config import SpreadConfig
 from airflow_spreader.core.grouping import group_batches
+from airflow_spreader.core.keys import is_uuid_image
+from airflow_spreader.core.rules import ConfigError
 from airflow_spreader.cycle.model import BatchGroup, CycleSummary
 from airflow_spreader.sql.boundaries import RowCarver, check_key_indexed
 from airflow_spreader.sql.table import SourceTable, TableBounds, TableError
@@ -69,13 +71,33 @@ def carver_for(config: SpreadConfig, bind: sa.Engine, table: SourceTable, *,
 MAX_ROWS_SPAN = 2**63 - 1
 
 
-def check_rows_span(config: SpreadConfig, table: SourceTable, min_id: int | None, max_id: int | None) -> None:
-    """Refuse ``"rows"`` batching of a key whose bounds lie more than 2^63 - 1 ids apart (TableError):
-    one range between two rows could then span more ids than the tracker's counters hold."""
+def check_rows_span(config: SpreadConfig, table: SourceTable, min_id: int | None, max_id: int | None, *,
+                    verifying: bool = False) -> None:
+    """Refuse ``"rows"`` batching of an integer key whose bounds lie more than 2^63 - 1 ids apart (TableError):
+    one range between two rows could then span more ids than the tracker's counters hold. A UUID key
+    (its ranges count no ids, core/keys.py) needs ``"rows"`` and cannot follow new rows or be verified."""
+    if max_id is not None and is_uuid_image(max_id):
+        check_uuid_key(config, table, verifying=verifying)
+        return
     if config.batching == "rows" and min_id is not None and max_id is not None and max_id - min_id + 1 > MAX_ROWS_SPAN:
         raise TableError(f"key column {table.key!r} of table {table.name!r} spans {min_id}..{max_id}, more than "
                          f"2^63 - 1 ids: \"rows\" batching needs a span the tracker's signed 64-bit counters hold; "
                          f"use batching \"ids\"")
+
+
+def check_uuid_key(config: SpreadConfig, table: SourceTable, *, verifying: bool) -> None:
+    """ConfigError for what a UUID key cannot do: id arithmetic (2^128 ids, almost all empty), passes over
+    new rows above MAX (new UUIDs land anywhere in the key), verification spans cut in ids."""
+    where = f"key column {table.key!r} of table {table.name!r} holds UUIDs"
+    if config.batching != "rows":
+        raise ConfigError({"batching": f"{where}: id arithmetic cannot cut them; set \"rows\" (batches of "
+                                       f"batch_size real rows, read from the key's index)"})
+    if config.follow_new_rows:
+        raise ConfigError({"follow_new_rows": f"{where}: new UUIDs are not added above the key's MAX, so a pass "
+                                              f"over new rows cannot find them; set false"})
+    if verifying:
+        raise ConfigError({"pending": f"{where}: the verification counts pending rows in spans of ids, which a "
+                                      f"UUID key cannot cut; leave pending unset for this table"})
 
 
 def plan_next_cycle(tracker: Tracker, config: SpreadConfig, now: datetime, *,

@@ -10,6 +10,7 @@ from typing import Any
 from airflow.sdk import Context
 
 from airflow_spreader import compat, metrics
+from airflow_spreader.core.keys import is_uuid_image, to_key
 from airflow_spreader.core.pause import PausedReading, pause_step
 from airflow_spreader.core.split import DEFAULT_MAX_SPLIT_DEPTH, check_max_split_depth
 from airflow_spreader.core.timing import call_work, missing_work
@@ -90,11 +91,13 @@ class SpreadBatchOperator(TimedWaits):
     @property
     def id_ranges(self) -> str:
         """The label of this task instance in the UI (``map_index_template``)."""
-        spans = [str(batch.id_range) for batch in BatchGroup.from_xcom(self.batches).batches]
+        spans = [batch.id_range.label for batch in BatchGroup.from_xcom(self.batches).batches]
         return spans[0] if len(spans) == 1 else f"{spans[0]} .. {spans[-1]} ({len(spans)} batches)"
 
-    def process(self, connection: Any, begin_id: int, end_id: int, context: Context) -> int | None:
-        """Do the work of one range inside the open transaction ``connection``."""
+    def process(self, connection: Any, begin_id: Any, end_id: Any, context: Context) -> int | None:
+        """Do the work of one range inside the open transaction ``connection``: ``begin_id``..``end_id``
+        (inclusive) are the key's values as the driver returns them (int, or a UUID as str, bytes or
+        uuid.UUID)."""
         if self.work is None:
             raise missing_work(type(self).__name__, "a subclass overriding process()")
         return call_work(self.work, connection, begin_id, end_id, context=context)  # type: ignore[no-any-return]
@@ -189,7 +192,7 @@ class SpreadBatchOperator(TimedWaits):
         """Begin, run and record one due batch; the outcome's name (``done``, ``skipped``, ...)."""
         state = tracker.begin(batch, attempt=attempt)
         if state == "failed-this-try":  # failed before this task deferred; the retry takes it
-            failures.append(f"{batch.id_range}: failed earlier in this try")
+            failures.append(f"{batch.id_range.label}: failed earlier in this try")
             return "failed"
         if state == "stopped":
             return "stopped"
@@ -200,17 +203,17 @@ class SpreadBatchOperator(TimedWaits):
             rows = self.run_batch(batch, context, generation)
         except RangeAlreadyDone as done:  # committed by an earlier run that died before telling Redis
             self.log.warning("Batch %s: its work committed earlier (done-ledger); not running it again",
-                             batch.id_range)
+                             batch.id_range.label)
             self.record_done(tracker, batch, done.rows, started, measured=False)
             return "already_done"
         except Exception as error:
             message = f"{type(error).__name__}: {error}"
-            self.log.exception("Batch %s failed (try %s)", batch.id_range, context["ti"].try_number)
+            self.log.exception("Batch %s failed (try %s)", batch.id_range.label, context["ti"].try_number)
             fate = Quarantine(tracker, self.max_split_depth).fail(batch, message, final=final_try, attempt=attempt)
             if final_try:
-                self.log.warning("Batch %s failed its last try: %s", batch.id_range, fate)
+                self.log.warning("Batch %s failed its last try: %s", batch.id_range.label, fate)
             metrics.batch_failed(self.backfill, final=final_try)
-            failures.append(f"{batch.id_range}: {message}")
+            failures.append(f"{batch.id_range.label}: {message}")
             return "failed"
         self.record_done(tracker, batch, rows, started)
         return "done"
@@ -223,8 +226,8 @@ class SpreadBatchOperator(TimedWaits):
         tracker.complete(batch, rows)
         Quarantine(tracker, self.max_split_depth).after_done(batch)
         if measured:
-            AdaptState(tracker.redis, tracker.name).record_batch(seconds, batch.size, rows)
-        metrics.batch_done(self.backfill, ids=batch.size, rows=rows, seconds=seconds)
+            AdaptState(tracker.redis, tracker.name).record_batch(seconds, batch.id_range.counted, rows)
+        metrics.batch_done(self.backfill, ids=batch.id_range.counted, rows=rows, seconds=seconds)
 
     def run_batch(self, batch: ClaimedBatch, context: Context, generation: str) -> int | None:
         """One transaction per batch, holding the range's ledger row; Redis marks it done after the commit.
@@ -233,10 +236,10 @@ class SpreadBatchOperator(TimedWaits):
         unless a restore re-cut the ranges); RangeAlreadyDone, without running it, when all of it is done.
         """
         engine = SourceDatabaseHook(self.source_conn_id).get_conn()
-        ledger = ledger_named(self.ledger_table) if self.ledger_table else None
+        ledger = ledger_named(self.ledger_table, is_uuid_image(batch.end_id)) if self.ledger_table else None
         key = LedgerKey(self.backfill, generation, batch.begin_id, batch.end_id)
         with engine.begin() as connection:
             if ledger is None:
-                return self.process(connection, batch.begin_id, batch.end_id, context)
-            return ledger.run(connection, key,
-                              lambda begin_id, end_id: self.process(connection, begin_id, end_id, context))
+                return self.process(connection, to_key(batch.begin_id), to_key(batch.end_id), context)
+            return ledger.run(connection, key, lambda begin_id, end_id: self.process(
+                connection, to_key(begin_id), to_key(end_id), context))

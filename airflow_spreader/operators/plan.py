@@ -13,6 +13,7 @@ from airflow_spreader import metrics
 from airflow_spreader.compat import AirflowFailException
 from airflow_spreader.core.config import ConfigError, SpreadConfig
 from airflow_spreader.cycle.pace import pace_for_cycle
+from airflow_spreader.core.keys import is_uuid_image
 from airflow_spreader.cycle.plan import carver_for, check_rows_span, plan_next_cycle, start_backfill
 from airflow_spreader.cycle.verify import DEFAULT_SPAN_BATCHES, verify_round
 from airflow_spreader.errors import SpreaderError
@@ -115,10 +116,12 @@ class PlanCycleOperator(BaseOperator):
                 f"with: airflow pools set {self.batch_pool} 4 'airflow-spreader batches of {self.backfill}'"
             )
 
-    def ensure_ledger(self) -> None:
-        """Create the done-ledger before any batch can need it; one catalog lookup when it exists."""
+    def ensure_ledger(self, top: int | None) -> None:
+        """Create the done-ledger before any batch can need it (the one of UUID ranges for a UUID key, whose
+        bound ``top`` tells); one catalog lookup when it exists."""
         if self.ledger_table:
-            ledger_named(self.ledger_table).ensure(SourceDatabaseHook(self.source_conn_id).get_conn())
+            ledger = ledger_named(self.ledger_table, top is not None and is_uuid_image(top))
+            ledger.ensure(SourceDatabaseHook(self.source_conn_id).get_conn())
 
     def read_max(self) -> int | None:
         """The key's MAX now, for ``follow_new_rows`` at the bottom of a pass."""
@@ -187,8 +190,8 @@ class PlanCycleOperator(BaseOperator):
             if saved is not None:
                 raise checkpoint.refuse_to_start_over(self.config_variable, tracker, saved)
             bounds = inspect_table(engine, self.table)
-            check_rows_span(config, self.table, bounds.min_id, bounds.max_id)
-            self.ensure_ledger()  # before the start, so that a ledger that cannot be created starts nothing
+            check_rows_span(config, self.table, bounds.min_id, bounds.max_id, verifying=self.pending is not None)
+            self.ensure_ledger(bounds.max_id)  # before the start: a ledger that cannot be created starts nothing
             start_backfill(tracker, bounds)
             if bounds.is_empty:
                 self.log.info("Table %s is empty: nothing to backfill", self.table.name)
@@ -197,8 +200,9 @@ class PlanCycleOperator(BaseOperator):
                               bounds.min_id, bounds.max_id)
         else:
             progress = tracker.progress()
-            check_rows_span(config, self.table, progress.min_id, progress.max_id)  # a switch to "rows"
-            self.ensure_ledger()
+            check_rows_span(config, self.table, progress.min_id, progress.max_id,  # a switch of batching
+                            verifying=self.pending is not None)
+            self.ensure_ledger(progress.max_id)
         record_batching(tracker, config.batching, lambda: estimate_rows(engine, self.table))
         governor.publish(tracker, config.governor)  # the batches of this cycle read it from Redis
         cycle = plan_next_cycle(tracker, config, datetime.now(timezone.utc), claim_id=claim_id,

@@ -6,8 +6,9 @@ database walks that many index entries, never the rows' other columns, and sends
 keys, so planning holds O(batches) memory whatever the table's size. SQLite (3.25+), PostgreSQL and
 MariaDB (10.2+) run the same SQL; the table and key are quoted by SQLAlchemy as in sql/table.py.
 
-The keys come back as the driver returns them (``read_tops``), so that a key type other than an integer
-can be cut the same way later; ``RowCarver`` turns integer tops into the tracker's id ranges.
+The keys come back as the driver returns them (``read_tops``); ``RowCarver`` turns them into the tracker's
+id ranges: integers as they are, UUIDs as their integer images (core/keys.py), whose order is the
+database's order of the UUIDs, so ``top + 1`` is still "just above the next top".
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ from typing import Any
 import sqlalchemy as sa
 
 from airflow_spreader.core.carving import ranges_from_tops
+from airflow_spreader.core.keys import to_key
 from airflow_spreader.core.planner import IdRange
-from airflow_spreader.sql.table import SourceTable, TableError, sa_table
+from airflow_spreader.sql.table import SourceTable, TableError, key_image, sa_table
 
 __all__ = ["RowCarver", "check_key_indexed", "read_tops", "tops_statement"]
 
@@ -49,7 +51,7 @@ def read_tops(bind: sa.Engine | sa.Connection, table: SourceTable, *, below: Any
 
 @dataclass(frozen=True)
 class RowCarver:
-    """The tracker's ``Carve`` for ``"rows"`` batching of an integer key: one query per call."""
+    """The tracker's ``Carve`` for ``"rows"`` batching of an integer or UUID key: one query per call."""
 
     bind: sa.Engine
     table: SourceTable
@@ -58,9 +60,10 @@ class RowCarver:
     def __call__(self, cursor: int, min_id: int, count: int) -> list[IdRange]:
         if cursor < min_id or count <= 0:
             return []
-        tops = read_tops(self.bind, self.table, below=cursor, above=min_id, batch_size=self.batch_size,
-                         count=count)
-        return ranges_from_tops(cursor, min_id, [int(top) for top in tops], count)
+        tops = read_tops(self.bind, self.table, below=to_key(cursor), above=to_key(min_id),
+                         batch_size=self.batch_size, count=count)
+        return ranges_from_tops(cursor, min_id, [key_image(self.table, top, "a", like=cursor) for top in tops],
+                                count)
 
 
 def check_key_indexed(bind: sa.Engine | sa.Connection, table: SourceTable) -> None:

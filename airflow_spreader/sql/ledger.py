@@ -12,6 +12,10 @@ Rows are keyed by backfill name, the tracker's *generation* (new at each start a
 restore from the checkpoint) and the range's first id, so "exactly once" holds per backfill run. It costs
 one small row per batch (about 5.7 million rows for 400 million ids in batches of 70): delete a finished
 backfill's rows with ``DELETE FROM spreader_ledger WHERE backfill = '...'``.
+
+A UUID key's ranges (their integer images, core/keys.py, up to 2^131) do not fit BIGINT: they go to a
+table of their own, ``<name>_uuid``, whose bounds are fixed-width decimal text (``WIDE_DIGITS`` digits,
+zero-padded), which orders like the numbers in every collation, so the same SQL finds the overlaps.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import cached_property, lru_cache
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -33,6 +38,8 @@ __all__ = ["DEFAULT_LEDGER_TABLE", "Ledger", "LedgerKey", "RangeAlreadyDone", "S
 SubRangeWork = Callable[[int, int], "int | None"]
 
 DEFAULT_LEDGER_TABLE = "spreader_ledger"
+#: Digits of a UUID key's image in the ``_uuid`` ledger (the largest image, 5 << 128, has 39).
+WIDE_DIGITS = 40
 
 
 class RangeAlreadyDone(SpreaderError):
@@ -61,22 +68,25 @@ class LedgerKey:
 
 @dataclass(frozen=True)
 class Ledger:
-    """The ledger table ``name`` (``schema.table`` allowed) in the source database."""
+    """The ledger table ``name`` (``schema.table`` allowed) in the source database; ``wide``: the one of
+    UUID keys beside it, ``<name>_uuid``."""
 
     name: str = DEFAULT_LEDGER_TABLE
+    wide: bool = False
 
     def __post_init__(self) -> None:
         SourceTable(self.name)  # the same name rules as a source table
 
     @cached_property
     def table(self) -> sa.Table:
-        where = SourceTable(self.name)
+        where = SourceTable(f"{self.name}_uuid" if self.wide else self.name)
+        bound: Any = sa.String(WIDE_DIGITS) if self.wide else sa.BigInteger
         return sa.Table(
             where.table_name, sa.MetaData(),
             sa.Column("backfill", sa.String(200), primary_key=True),
             sa.Column("generation", sa.String(40), primary_key=True),
-            sa.Column("begin_id", sa.BigInteger, primary_key=True, autoincrement=False),
-            sa.Column("end_id", sa.BigInteger, nullable=False),
+            sa.Column("begin_id", bound, primary_key=True, autoincrement=False),
+            sa.Column("end_id", bound, nullable=False),
             sa.Column("rows_done", sa.BigInteger, nullable=True),
             sa.Column("done_at", sa.DateTime(timezone=True), nullable=False),
             schema=where.schema,
@@ -109,8 +119,8 @@ class Ledger:
         the transaction (rolling it back) without doing the work.
         """
         statement = self.table.insert().values(
-            backfill=key.backfill, generation=key.generation, begin_id=key.begin_id, end_id=key.end_id,
-            done_at=datetime.now(timezone.utc))
+            backfill=key.backfill, generation=key.generation, begin_id=self._bound(key.begin_id),
+            end_id=self._bound(key.end_id), done_at=datetime.now(timezone.utc))
         try:
             connection.execute(statement)
         except sa.exc.IntegrityError:
@@ -147,8 +157,8 @@ class Ledger:
             sub = LedgerKey(key.backfill, key.generation, begin, end)
             try:
                 connection.execute(self.table.insert().values(
-                    backfill=key.backfill, generation=key.generation, begin_id=begin, end_id=end,
-                    rows_done=rows, done_at=datetime.now(timezone.utc)))
+                    backfill=key.backfill, generation=key.generation, begin_id=self._bound(begin),
+                    end_id=self._bound(end), rows_done=rows, done_at=datetime.now(timezone.utc)))
             except sa.exc.IntegrityError:  # a concurrent holder committed this sub-range meanwhile
                 raise RangeAlreadyDone(sub, self.rows_of(connection.engine, sub)) from None
             if rows is not None:
@@ -160,7 +170,7 @@ class Ledger:
         t = self.table.c
         query = (sa.select(t.begin_id, t.end_id, t.rows_done)
                  .where(t.backfill == key.backfill, t.generation == key.generation,
-                        t.begin_id <= key.end_id, t.end_id >= key.begin_id)
+                        t.begin_id <= self._bound(key.end_id), t.end_id >= self._bound(key.begin_id))
                  .order_by(t.begin_id))
         if lock:
             query = query.with_for_update()
@@ -178,13 +188,18 @@ class Ledger:
 
     def _match(self, key: LedgerKey) -> tuple[sa.ColumnElement[bool], ...]:
         t = self.table.c
-        return t.backfill == key.backfill, t.generation == key.generation, t.begin_id == key.begin_id
+        return t.backfill == key.backfill, t.generation == key.generation, t.begin_id == self._bound(key.begin_id)
+
+    def _bound(self, value: int) -> int | str:
+        """A range bound as its column holds it: the integer, or zero-padded decimal text in the UUID ledger."""
+        return f"{value:0{WIDE_DIGITS}d}" if self.wide else value
 
 
 @lru_cache(maxsize=64)
-def ledger_named(name: str) -> Ledger:
-    """One Ledger (and one table construct, so one compiled statement) per name per process."""
-    return Ledger(name)
+def ledger_named(name: str, wide: bool = False) -> Ledger:
+    """One Ledger (and one table construct, so one compiled statement) per name per process; ``wide``
+    for a UUID key's ranges (``is_uuid_image``)."""
+    return Ledger(name, wide)
 
 
 def uncovered(begin_id: int, end_id: int, recorded: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:

@@ -8,15 +8,17 @@ identifiers quoted by SQLAlchemy, never formatted into a statement: a name such 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
 import sqlalchemy as sa
 
+from airflow_spreader.core.keys import UuidKeyError, form_of, from_key, is_uuid_image, to_key
 from airflow_spreader.errors import SpreaderError
 
-__all__ = ["SourceTable", "TableBounds", "TableError", "inspect_table", "range_clause", "read_max", "sa_table",
-           "safe_url"]
+__all__ = ["SourceTable", "TableBounds", "TableError", "inspect_table", "key_image", "range_clause", "read_max",
+           "sa_table", "safe_url"]
 
 #: URL query parameters whose names contain these words are left out of messages.
 SECRET_WORDS = ("pass", "secret", "token")
@@ -30,7 +32,7 @@ class TableError(SpreaderError, ValueError):
 
 @dataclass(frozen=True)
 class SourceTable:
-    """A table walked by its integer ``key`` column; ``name`` may be schema-qualified (``schema.table``)."""
+    """A table walked by its ``key`` column (integers or UUIDs); ``name`` may be schema-qualified (``schema.table``)."""
 
     name: str
     key: str = "id"
@@ -57,7 +59,8 @@ class SourceTable:
 
 @dataclass(frozen=True)
 class TableBounds:
-    """The smallest and largest key of a table; both None when it is empty."""
+    """The smallest and largest key of a table (a UUID key as its integer image, core/keys.py); both None
+    when it is empty."""
 
     min_id: int | None
     max_id: int | None
@@ -93,19 +96,20 @@ def sa_table(table: SourceTable) -> sa.TableClause:
 
 
 def range_clause(table: SourceTable, begin_id: int, end_id: int) -> sa.ColumnElement[bool]:
-    """``key BETWEEN :begin AND :end`` (both inclusive), with the ids as bound parameters."""
+    """``key BETWEEN :begin AND :end`` (both inclusive), with the ids as bound parameters (a UUID key's
+    images as the values the driver returned)."""
     begin, end = _as_id(begin_id, "begin_id"), _as_id(end_id, "end_id")
     if begin > end:
         raise ValueError(f"range of table {table.name!r} is empty: begin_id {begin} > end_id {end}")
-    return sa_table(table).c[table.key].between(begin, end)
+    return sa_table(table).c[table.key].between(to_key(begin), to_key(end))
 
 
 def inspect_table(bind: sa.Engine | sa.Connection, table: SourceTable) -> TableBounds:
-    """Check that ``table`` exists with an integer ``key``, then return MIN and MAX of the key.
+    """Check that ``table`` exists with an integer or UUID ``key``, then return MIN and MAX of the key.
 
     MIN and MAX of an indexed key (the primary key) are two index lookups, so this is cheap even
-    on a billion-row table. Raises TableError for a missing table or column, a key that is not an
-    integer, or a database that cannot be reached.
+    on a billion-row table. Raises TableError for a missing table or column, a key that is neither an
+    integer nor a UUID (text that is not a UUID included), or a database that cannot be reached.
     """
     if isinstance(bind, sa.Connection):
         return _inspect(bind, table)
@@ -120,9 +124,15 @@ def inspect_table(bind: sa.Engine | sa.Connection, table: SourceTable) -> TableB
 def _inspect(conn: sa.Connection, table: SourceTable) -> TableBounds:
     url = conn.engine.url
     try:
-        _check_key(conn, table)
+        integer = _check_key(conn, table)
         key = sa_table(table).c[table.key]  # one table construct, or the FROM lists it twice
-        row = conn.execute(sa.select(sa.func.min(key), sa.func.max(key))).one()
+        row: tuple[Any, Any]
+        if integer:
+            low, high = conn.execute(sa.select(sa.func.min(key), sa.func.max(key))).one()
+            row = (low, high)
+        else:  # PostgreSQL has no MIN(uuid): the first and last index entries instead
+            row = (conn.execute(sa.select(key).order_by(key).limit(1)).scalar(),
+                   conn.execute(sa.select(key).order_by(key.desc()).limit(1)).scalar())
     except sa.exc.DBAPIError as error:
         if error.connection_invalidated:
             raise _connect_error(url, error) from error
@@ -130,9 +140,23 @@ def _inspect(conn: sa.Connection, table: SourceTable) -> TableBounds:
     low, high = row
     if low is None or high is None:
         return TableBounds(None, None)
+    if not _is_whole(low):  # a UUID key: its max (with letters, almost surely) sets the form of all the others
+        top = key_image(table, high, "max")
+        return TableBounds(key_image(table, low, "min", like=top), top)
     for value in (int(low), int(high)):
         _check_range(table, value, "max" if value == int(high) else "min")
     return TableBounds(int(low), int(high))
+
+
+def key_image(table: SourceTable, value: Any, which: str, like: int | None = None) -> int:
+    """The tracker's integer for a key value read from the table: an integer as is, a UUID as its image
+    (core/keys.py) in the form of ``like`` (the key's bound). TableError for any other value."""
+    if _is_whole(value):
+        return int(value)
+    try:
+        return from_key(value, None if like is None or not is_uuid_image(like) else form_of(like))
+    except UuidKeyError as error:
+        raise TableError(f"key column {table.key!r} of table {table.name!r} has {which} value: {error}") from None
 
 
 def read_max(conn: sa.Connection, table: SourceTable) -> int | None:
@@ -141,7 +165,7 @@ def read_max(conn: sa.Connection, table: SourceTable) -> int | None:
     high = conn.execute(sa.select(sa.func.max(sa_table(table).c[table.key]))).scalar()
     if high is None:
         return None
-    _check_range(table, int(high), "max")
+    _check_range(table, int(high), "max")  # integer keys only: follow_new_rows refuses a UUID key
     return int(high)
 
 
@@ -151,8 +175,9 @@ def _check_range(table: SourceTable, value: int, which: str) -> None:
                          f"outside the signed 64-bit range {KEY_MIN}..{KEY_MAX} that the backfill supports")
 
 
-def _check_key(conn: sa.Connection, table: SourceTable) -> None:
-    """Reflect the table's columns; raise TableError unless the key exists and holds integers."""
+def _check_key(conn: sa.Connection, table: SourceTable) -> bool:
+    """Reflect the table's columns; raise TableError unless the key exists and may hold integers or UUIDs.
+    True for an integer type."""
     url = safe_url(conn.engine.url)
     inspector = sa.inspect(conn)
     try:
@@ -177,9 +202,10 @@ def _check_key(conn: sa.Connection, table: SourceTable) -> None:
         raise TableError(f"key column {table.key!r} not found in table {table.name!r}; "
                          f"its columns are: {', '.join(by_name)}")
     key_type = by_name[table.key]["type"]
-    if not _is_integer(key_type):
+    if not _is_integer(key_type) and not _may_hold_uuid(key_type):
         raise TableError(f"key column {table.key!r} of table {table.name!r} has type {_type_name(key_type, conn)}, "
-                         "not an integer type: id ranges need an integer key")
+                         "neither an integer nor a UUID type (uuid, CHAR(36)/text, BINARY(16)): id ranges need one")
+    return _is_integer(key_type)
 
 
 def _is_integer(type_: Any) -> bool:
@@ -187,6 +213,17 @@ def _is_integer(type_: Any) -> bool:
     if isinstance(type_, sa.Integer):
         return True
     return isinstance(type_, sa.Numeric) and not isinstance(type_, sa.Float) and type_.scale == 0
+
+
+def _may_hold_uuid(type_: Any) -> bool:
+    """PostgreSQL uuid, text (CHAR, VARCHAR, TEXT) and binary (BINARY, VARBINARY, BLOB): their values are
+    checked to be UUIDs when read (``key_image``)."""
+    return isinstance(type_, (sa.Uuid, sa.String, sa.types._Binary))
+
+
+def _is_whole(value: Any) -> bool:
+    """An integer as a driver returns one (int, or a Decimal of a DECIMAL(20, 0) key)."""
+    return isinstance(value, (int, Decimal))
 
 
 def _type_name(type_: Any, conn: sa.Connection) -> str:

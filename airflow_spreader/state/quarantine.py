@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from airflow_spreader.core.keys import key_label
 from airflow_spreader.core.planner import IdRange
 from airflow_spreader.core.split import (
     DEFAULT_MAX_SPLIT_DEPTH,
@@ -52,7 +53,7 @@ class QuarantinedKey:
     root: IdRange | None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"key": self.key, "error": self.error, "attempts": self.attempts,
+        return {"key": self.key, "label": key_label(self.key), "error": self.error, "attempts": self.attempts,
                 "quarantined_at": self.quarantined_at.isoformat() if self.quarantined_at else None,
                 "root": None if self.root is None else str(self.root)}
 
@@ -220,7 +221,7 @@ class Quarantine:
                          if anchor.begin_id <= key <= anchor.end_id]
             step.ops += [("fail", str(anchor), json.dumps({"error": family.error, "attempts": family.attempts,
                                                             "failed_at": self.tracker.clock()})),
-                         ("count", "batches_failed", "1"), ("count", "ids_failed", str(anchor.size))]
+                         ("count", "batches_failed", "1"), ("count", "ids_failed", str(anchor.counted))]
         if settled.unpark or settled.merge:
             family = family.without(settled)
         step.new_family = "" if settled.close else family.to_json()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from airflow_spreader.core.keys import is_uuid_image
 from airflow_spreader.core.planner import IdRange
 from airflow_spreader.state import scripts
 from airflow_spreader.state.tracker import Tracker, TrackerError
@@ -43,6 +44,9 @@ def skip_range(tracker: Tracker, begin_id: int, end_id: int | None = None) -> Sk
         if cursor is None or min_id is None:
             raise TrackerError(f"backfill {tracker.name!r} has not started: nothing to skip")
         cursor_now, low = int(cursor), int(min_id)
+        if is_uuid_image(cursor_now):  # its ranges count no ids (core/keys.py): a skip could not be counted
+            raise SkipError(f"cannot skip in {tracker.name!r}: its key holds UUIDs, whose ranges are not counted in "
+                            "ids; skipping is only for integer keys")
         if cursor_now < low:
             return Skipped(None, cursor_now, cursor_now)
         if end_id is not None and end_id < cursor_now:
@@ -56,6 +60,6 @@ def skip_range(tracker: Tracker, begin_id: int, end_id: int | None = None) -> Sk
         new_cursor = span.begin_id - 1
         if tracker.redis.register_script(scripts.source("skip"))(
                 keys=[tracker.keys.meta, tracker.keys.stats],
-                args=[str(cursor_now), str(new_cursor), str(span.size), tracker.clock()]):
+                args=[str(cursor_now), str(new_cursor), str(span.counted), tracker.clock()]):
             return Skipped(span, cursor_now, new_cursor)
     raise TrackerError(f"backfill {tracker.name!r}: the cursor kept moving; try the skip again")

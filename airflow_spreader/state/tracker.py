@@ -86,7 +86,7 @@ class Tracker:
         """
         max_id, min_id = int(max_id), int(min_id)
         now = self.clock()
-        total = max(max_id - min_id + 1, 0)  # in Python: Lua doubles round 64-bit spans
+        total = IdRange(min_id, max_id).counted if max_id >= min_id else 0  # Python: Lua doubles round 64 bits
         started = bool(self._run("start", [self.keys.meta, self.keys.token_seq], str(max_id), str(min_id), now,
                                  str(total), generation or uuid.uuid4().hex, str(int(now * 1000))))
         self.redis.sadd(REGISTRY_KEY, self.name)  # another cluster slot: outside the script, idempotent
@@ -198,7 +198,7 @@ class Tracker:
             record = "" if claim_id is None else cycle_record(
                 planned, len(replays), snapshot.cursor, new_cursor, start, rate, end)
             args: list[Any] = [snapshot.cursor, new_cursor, lease_seconds, snapshot.now, len(fresh),
-                               sum(r.size for r in fresh), end.timestamp(), claim_id or "", record, CLAIMS_KEPT]
+                               sum(r.counted for r in fresh), end.timestamp(), claim_id or "", record, CLAIMS_KEPT]
             for i, batch in enumerate(planned):
                 args += [str(batch.id_range), batch.run_at.timestamp(),
                          snapshot.due[batch.id_range] if i < len(replays) else ""]
@@ -284,7 +284,7 @@ class Tracker:
         k = self.keys
         now = self.clock()
         return str(self._run("complete", [k.inflight, k.leases, k.stats, k.meta, k.done_by_minute],
-                             str(batch.id_range), batch.token, batch.size, -1 if rows is None else rows,
+                             str(batch.id_range), batch.token, batch.id_range.counted, -1 if rows is None else rows,
                              now, int(now // 60) * 60, MINUTE_BUCKETS_TTL))
 
     def release(self, batch: ClaimedBatch) -> str:
@@ -297,7 +297,7 @@ class Tracker:
         k = self.keys
         return str(self._run("fail", [k.inflight, k.leases, k.failed, k.stats, k.meta],
                              str(batch.id_range), batch.token, error[:2000], "1" if final else "0",
-                             self.clock(), batch.size, attempt))
+                             self.clock(), batch.id_range.counted, attempt))
 
     def retry_failed(self) -> int:
         """Plan every failed range and quarantined key again, first thing at the next cycle. Returns how many."""

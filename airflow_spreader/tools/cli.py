@@ -18,6 +18,7 @@ from typing import Any
 import redis
 
 from airflow_spreader.core.config import ConfigError
+from airflow_spreader.core.keys import key_label
 from airflow_spreader.core.names import checkpoint_variable, config_variable
 from airflow_spreader.sql.boundaries import RowCarver
 from airflow_spreader.sql.table import SourceTable
@@ -217,12 +218,13 @@ def plan_text(data: dict[str, Any], replanned: int, zone: tzinfo) -> str:
     if data["stopped"]:
         return f"{head}\n  nothing: the backfill is stopped ({PROG} go {data['backfill']})"
     if not data["batches"]:
-        return f"{head}\n  nothing left to plan (cursor {data['cursor_before']})"
-    lines = [head, f"  {len(data['batches'])} batches ({replanned} re-planned), cursor {data['cursor_before']} -> "
-                   f"{data['cursor_after']}", f"  {'time':<19}  {'begin_id':>12}  {'end_id':>12}"]
+        return f"{head}\n  nothing left to plan (cursor {key_label(data['cursor_before'])})"
+    lines = [head, f"  {len(data['batches'])} batches ({replanned} re-planned), cursor "
+                   f"{key_label(data['cursor_before'])} -> {key_label(data['cursor_after'])}",
+             f"  {'time':<19}  {'begin_id':>12}  {'end_id':>12}"]
     for batch in data["batches"]:
         at = datetime.fromisoformat(batch["run_at"]).astimezone(zone).strftime("%Y-%m-%d %H:%M:%S")
-        lines.append(f"  {at:<19}  {batch['begin_id']:>12}  {batch['end_id']:>12}"
+        lines.append(f"  {at:<19}  {key_label(batch['begin_id']):>12}  {key_label(batch['end_id']):>12}"
                      + ("  re-planned" if batch["replanned"] else ""))
     return "\n".join(lines)
 

@@ -129,14 +129,26 @@ def test_injected_names_are_unknown_tables_and_run_nothing(
     assert inspect_table(engine, SourceTable(canary)) == TableBounds(1, 2)
 
 
-def test_a_text_key_names_its_type(engine: sa.Engine, tables: sa.MetaData) -> None:
+def test_a_text_key_that_is_not_a_uuid_names_its_value(engine: sa.Engine, tables: sa.MetaData) -> None:
     table = sa.Table(fresh("codes"), tables, sa.Column("code", sa.String(20), primary_key=True),
                      sa.Column("label", sa.Text))
     table.create(engine)
+    with engine.begin() as conn:
+        conn.execute(table.insert(), [{"code": "AB-1"}, {"code": "ZZ-9"}])
     with pytest.raises(TableError) as raised:
         inspect_table(engine, SourceTable(table.name, key="code"))
-    assert str(raised.value).startswith(f"key column 'code' of table '{table.name}' has type VARCHAR(20), "
-                                        "not an integer type")
+    assert str(raised.value).startswith(f"key column 'code' of table '{table.name}' has max value: key value "
+                                        "'ZZ-9' is not a UUID in canonical text")
+
+
+def test_a_key_neither_integer_nor_uuid_names_its_type(engine: sa.Engine, tables: sa.MetaData) -> None:
+    table = sa.Table(fresh("stamps"), tables, sa.Column("at", sa.DateTime, primary_key=True))
+    table.create(engine)
+    with pytest.raises(TableError) as raised:
+        inspect_table(engine, SourceTable(table.name, key="at"))
+    assert str(raised.value).startswith(f"key column 'at' of table '{table.name}' has type ")
+    assert str(raised.value).endswith("neither an integer nor a UUID type (uuid, CHAR(36)/text, BINARY(16)): id "
+                                      "ranges need one")
 
 
 @pytest.mark.parametrize("column_type, accepted", [
@@ -159,7 +171,7 @@ def test_which_key_types_are_integers(
         bounds = inspect_table(engine, SourceTable(table.name, key="k"))
         assert bounds == TableBounds(7, 12) and type(bounds.max_id) is int
     else:
-        with pytest.raises(TableError, match=r"^key column 'k' of table '.*' has type .*, not an integer type"):
+        with pytest.raises(TableError, match=r"^key column 'k' of table '.*' has type .*, neither an integer nor"):
             inspect_table(engine, SourceTable(table.name, key="k"))
 
 

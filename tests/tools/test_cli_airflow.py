@@ -479,3 +479,31 @@ def test_reset_also_deletes_the_checkpoint_so_the_next_run_starts_over(
     assert output(capsys) == {"backfill": backfill.name, "reset": True, "checkpoint_deleted": True}
     assert not backfill.tracker.is_started()
     assert Variable.get(key, default_var=None) is None
+
+
+def test_plan_dry_run_of_a_uuid_key_shows_its_boundaries_as_uuids(
+        backfill: Backfill, tmp_path: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    import uuid
+
+    import sqlalchemy as sa
+
+    from airflow_spreader.core.keys import from_key
+    from airflow_spreader.state.source_record import SourceRecord, record_source
+
+    keys = sorted(str(uuid.UUID(int=i * 2**100 + 0xABC)) for i in range(1, 1001))
+    engine = sa.create_engine(f"sqlite:///{tmp_path}/uuids.db")
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE uuids (id TEXT PRIMARY KEY)"))
+        conn.execute(sa.text("INSERT INTO uuids (id) VALUES (:id)"), [{"id": k} for k in keys])
+    monkeypatch.setenv("AIRFLOW_CONN_SPREADER_CLI_UUIDS", json.dumps({"conn_type": "sqlite",
+                                                                     "host": f"{tmp_path}/uuids.db"}))
+    backfill.set_variable({**CONFIG, "duration": 2, "batching": "rows"})  # 4 batches of 100 rows
+    backfill.tracker.start(max_id=from_key(keys[-1]), min_id=from_key(keys[0]))
+    record_source(backfill.tracker, SourceRecord("spreader_cli_uuids", "uuids", "id"))
+    assert backfill.cli("plan", backfill.name, "--dry-run", "--json") == 0
+    plan = output(capsys)
+    assert [b["end_id"] for b in plan["batches"]] == [from_key(keys[-1 - 100 * i]) for i in range(4)]
+    assert plan["cursor_after"] == from_key(keys[-401])  # exact: JSON keeps the whole integer
+    assert backfill.cli("plan", backfill.name, "--dry-run") == 0
+    text = capsys.readouterr().out
+    assert f"cursor {keys[-1]} -> {keys[-401]}" in text and keys[-101] in text

@@ -20,6 +20,7 @@ from airflow_spreader.core.eta import SAME_PACE, Eta, Observed, estimate, ids_pe
 from airflow_spreader.core.idle import IdleSpan
 from airflow_spreader.cycle.pace import current_pace
 from airflow_spreader.state.idle import IdleLog
+from airflow_spreader.core.planner import IdRange
 from airflow_spreader.state.quarantine import Quarantine, QuarantinedKey
 from airflow_spreader.state.records import FailedRange, Progress
 from airflow_spreader.state.tracker import Tracker
@@ -204,6 +205,7 @@ class BackfillStatus:
                                "since_start": self.since_start},
             "passes": self.passes(), "in_force": self.in_force(), "eta": self.eta.to_dict(self.now),
             "failed_ranges": [{"begin_id": f.begin_id, "end_id": f.end_id, "attempts": f.attempts, "error": f.error,
+                               "label": IdRange(f.begin_id, f.end_id).label,
                                "failed_at": f.failed_at.isoformat() if f.failed_at else None} for f in self.failed],
             "quarantine": {"count": self.progress.keys_quarantined, "listed": len(self.quarantined),
                            "keys": [q.to_dict() for q in self.quarantined]},

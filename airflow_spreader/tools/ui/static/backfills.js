@@ -123,7 +123,7 @@ function errorTable(items, total, what) {
 
 function failedTable(ranges) {
   return errorTable(ranges, ranges.length, {name: "failed", row: "failed-range", field: "range", heading: "ids",
-                                            label: (r) => `${r.begin_id}-${r.end_id}`});
+                                            label: (r) => r.label || `${r.begin_id}-${r.end_id}`});
 }
 
 function passesLine(s) {
@@ -136,7 +136,7 @@ function passesLine(s) {
 
 function quarantineTable(q) {
   return errorTable(q ? q.keys : [], q ? q.count : 0, {name: "quarantine", row: "quarantined-key", field: "key",
-                                                       heading: "key", label: (k) => k.key});
+                                                       heading: "key", label: (k) => k.label || k.key});
 }
 
 function card(b) {
