@@ -12,8 +12,8 @@ from airflow.sdk import BaseOperator, Context, Variable
 from airflow_spreader import metrics
 from airflow_spreader.compat import AirflowFailException
 from airflow_spreader.core.config import ConfigError, SpreadConfig
-from airflow_spreader.cycle.pace import pace_for_cycle
 from airflow_spreader.core.keys import is_uuid_image
+from airflow_spreader.cycle.pace import pace_for_cycle
 from airflow_spreader.cycle.plan import carver_for, check_rows_span, plan_next_cycle, start_backfill
 from airflow_spreader.cycle.verify import DEFAULT_SPAN_BATCHES, verify_round
 from airflow_spreader.errors import SpreaderError

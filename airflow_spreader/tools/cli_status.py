@@ -68,20 +68,7 @@ def render(status: BackfillStatus) -> str:
         lines.append(f"  pace      {rate_text(status.observed.ids_per_second)} {recent}, "
                      f"{rate_text(status.since_start)} since start"
                      + (f" ({time_text(p.started_at, zone)})" if p.started_at else ""))
-    force = status.in_force()
-    if force is None:
-        lines.append(f"  in force  unknown: {status.config.problem}")
-    else:
-        then = (f"; {'off' if force['on_peak'] else 'on'} peak ({force['next_per_second']:g}/s) from "
-                f"{time_text(datetime.fromisoformat(force['next_change']), zone)}" if force["next_change"] else "")
-        unit = "rows" if p.counts_rows else "ids"
-        factor = (f" (the calendar's {force['calendar_per_second']:g}/s x{force['rate_factor']:.3g}, governor)"
-                  if force["rate_factor"] < 1 else "")
-        sized = f" (governor; configured {force['configured_batch_size']:,})" if (
-            force["batch_size"] != force["configured_batch_size"]) else ""
-        peak = "on" if force["on_peak"] else "off"
-        lines.append(f"  in force  {peak} peak: {force['per_second']:g} batches/s{factor}"
-                     f" x {force['batch_size']:,} {unit}{sized} = {force['ids_per_second']:,.1f} {unit}/s{then}")
+    lines.append(in_force_line(status))
     if p.started:
         lines.append(f"  batches   {p.batches_done:,} done, {p.in_flight:,} in flight, {p.batches_failed:,} failed "
                      f"({p.ids_failed:,} ids), {plural(p.cycles, 'cycle')}, "
@@ -112,6 +99,23 @@ def render(status: BackfillStatus) -> str:
     lines.extend(governor_lines(status))
     lines.append(f"  airflow   {airflow_text(status)}")
     return "\n".join(lines)
+
+
+def in_force_line(status: BackfillStatus) -> str:
+    """The rate and batch size in force now, and the governor's share in them."""
+    force, p, zone = status.in_force(), status.progress, status.zone
+    if force is None:
+        return f"  in force  unknown: {status.config.problem}"
+    then = (f"; {'off' if force['on_peak'] else 'on'} peak ({force['next_per_second']:g}/s) from "
+            f"{time_text(datetime.fromisoformat(force['next_change']), zone)}" if force["next_change"] else "")
+    unit = "rows" if p.counts_rows else "ids"
+    factor = (f" (the calendar's {force['calendar_per_second']:g}/s x{force['rate_factor']:.3g}, governor)"
+              if force["rate_factor"] < 1 else "")
+    sized = f" (governor; configured {force['configured_batch_size']:,})" if (
+        force["batch_size"] != force["configured_batch_size"]) else ""
+    peak = "on" if force["on_peak"] else "off"
+    return (f"  in force  {peak} peak: {force['per_second']:g} batches/s{factor}"
+            f" x {force['batch_size']:,} {unit}{sized} = {force['ids_per_second']:,.1f} {unit}/s{then}")
 
 
 def passes_text(passes: dict[str, Any]) -> str:

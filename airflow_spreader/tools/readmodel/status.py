@@ -18,9 +18,9 @@ from airflow_spreader.core.adapt import Pace, scaled_rate
 from airflow_spreader.core.config import SpreadConfig
 from airflow_spreader.core.eta import SAME_PACE, Eta, Observed, estimate, ids_per_second, observe
 from airflow_spreader.core.idle import IdleSpan
+from airflow_spreader.core.planner import IdRange
 from airflow_spreader.cycle.pace import current_pace
 from airflow_spreader.state.idle import IdleLog
-from airflow_spreader.core.planner import IdRange
 from airflow_spreader.state.quarantine import Quarantine, QuarantinedKey
 from airflow_spreader.state.records import FailedRange, Progress
 from airflow_spreader.state.tracker import Tracker
