@@ -60,8 +60,9 @@ def next_factor(factor: float, holds: int, healthy: bool) -> float:
 
 
 def scaled_rate(per_second: float, factor: float) -> float:
-    """The calendar's rate times the factor, to 6 significant digits (the planner reads it exactly)."""
-    return per_second if factor >= 1.0 else float(f"{per_second * factor:.6g}")
+    """The calendar's rate times the factor, to 6 significant digits (the planner reads it exactly); the
+    rounding never lifts it above the calendar's rate."""
+    return per_second if factor >= 1.0 else min(per_second, float(f"{per_second * factor:.6g}"))
 
 
 def smooth(previous: float | None, sample: float | None) -> float | None:

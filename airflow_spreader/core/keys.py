@@ -16,6 +16,8 @@ import enum
 import uuid
 from typing import Any
 
+from airflow_spreader.errors import SpreaderError
+
 __all__ = ["INT64_MAX", "KeyForm", "UuidKeyError", "counted_ids", "form_of", "from_key", "is_uuid_image",
            "key_label", "to_key"]
 
@@ -23,7 +25,7 @@ INT64_MAX = 2**63 - 1
 _LOW = 2**128 - 1
 
 
-class UuidKeyError(ValueError):
+class UuidKeyError(SpreaderError, ValueError):
     """A value that should be a UUID key is not one (or not in the form of the rest of the key)."""
 
 
