@@ -31,6 +31,26 @@ def run_cycle(source: Source) -> str:
     return str(run_dag(source).state)
 
 
+def run_cycle_stopped_at_batch(source: Source, batch: int, go_after: float) -> None:
+    """One cycle whose ``batch``-th batch's work stops the backfill (the test DAGs' stop-after file); an
+    operator says ``go`` ``go_after`` seconds after the stop, while the cycle's other batches hand back."""
+    (AIRFLOW_HOME / "stop-after").write_text(f"{source.dag_id} {batch}")
+
+    def stop_then_go() -> None:
+        while not source.tracker.is_stopped():
+            time.sleep(0.2)
+        time.sleep(go_after)
+        source.tracker.go()
+
+    operator = threading.Thread(target=stop_then_go, daemon=True)
+    operator.start()
+    try:
+        run_cycle(source)
+        operator.join(timeout=60)
+    finally:
+        (AIRFLOW_HOME / "stop-after").unlink(missing_ok=True)
+
+
 def cycle_summary(source: Source, run_id: str) -> dict[str, Any]:
     """What the plan task pushed for the cycle (read server side: the test is not a task)."""
     import json
@@ -165,20 +185,7 @@ def test_a_stop_mid_cycle_hands_the_rest_back_and_go_finishes_exactly_once(sourc
     # runs first (it runs them one at a time, in no set order), the batches run at their own times.
     source.set_config(batch_size=10, duration=20, per_second_on_peak=1, per_second_off_peak=1,
                       max_tasks_per_cycle=2, lead_seconds=20, batching=batching)
-
-    (AIRFLOW_HOME / "stop-after").write_text(f"{source.dag_id} 3")  # the 3rd batch's work stops the backfill
-
-    def stop_then_go() -> None:
-        while not source.tracker.is_stopped():
-            time.sleep(0.2)
-        time.sleep(3)
-        source.tracker.go()
-
-    operator = threading.Thread(target=stop_then_go, daemon=True)
-    operator.start()
-    run_cycle(source)
-    operator.join(timeout=60)
-    (AIRFLOW_HOME / "stop-after").unlink(missing_ok=True)
+    run_cycle_stopped_at_batch(source, 3, go_after=3)  # the 3rd batch's work stops the backfill
     progress = source.tracker.progress()
     assert 3 <= progress.batches_done < 20, "the stop came mid-cycle"
     for _ in range(3):

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import random
-import threading
-import time
 import uuid
 from typing import Any
 
@@ -15,10 +13,9 @@ import sqlalchemy as sa
 from airflow_spreader.core.keys import from_key, to_key
 from airflow_spreader.tools.cli import main
 from tests.airflow.conftest import TABLE, Source
-from tests.airflow.test_backfill_dag import run_cycle
+from tests.airflow.test_backfill_dag import run_cycle, run_cycle_stopped_at_batch
 from tests.airflow.test_poison_rows import CONFIG as POISON_CONFIG
 from tests.airflow.test_poison_rows import POISON_FILE
-from tests.conftest import AIRFLOW_HOME
 
 pytestmark = pytest.mark.airflow
 
@@ -93,19 +90,7 @@ def test_a_stop_mid_cycle_on_a_uuid_key_hands_the_rest_back_and_go_finishes_exac
     stored = create_uuid_keys(source, uuids(60, seed=5), "TEXT")
     source.set_config(batch_size=10, duration=6, per_second_on_peak=1, per_second_off_peak=1,
                       max_tasks_per_cycle=2, lead_seconds=6, batching="rows")
-    (AIRFLOW_HOME / "stop-after").write_text(f"{source.dag_id} 3")  # the 3rd batch's work stops the backfill
-
-    def stop_then_go() -> None:
-        while not source.tracker.is_stopped():
-            time.sleep(0.2)
-        time.sleep(2)
-        source.tracker.go()
-
-    operator = threading.Thread(target=stop_then_go, daemon=True)
-    operator.start()
-    run_cycle(source)
-    operator.join(timeout=60)
-    (AIRFLOW_HOME / "stop-after").unlink(missing_ok=True)
+    run_cycle_stopped_at_batch(source, 3, go_after=2)  # the 3rd batch's work stops the backfill
     assert 3 <= source.tracker.progress().batches_done < 6, "the stop came mid-cycle"
     for _ in range(3):
         run_cycle(source)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from pathlib import Path
 from urllib.parse import quote
 
@@ -60,14 +60,16 @@ def make_table(path: Path, rows: int) -> sa.Engine:
     return engine
 
 
-def wait_for_runs(stack: AirflowStack, timeout: float = 180) -> list[dict]:
+def wait_for_runs(stack: AirflowStack, timeout: float = 180, *, excluding: Collection[str] = (),
+                  poll: float = 2) -> list[dict]:
+    """The DAG's runs (but those ``excluding`` names) once all of them have ended."""
     deadline = time.monotonic() + timeout
     while True:
-        runs = stack.client.dag_runs(DAG_ID)
+        runs = [run for run in stack.client.dag_runs(DAG_ID) if run["dag_run_id"] not in excluding]
         if all(run["state"] in {"success", "failed"} for run in runs):
             return runs
         assert time.monotonic() < deadline, f"runs still going: {[(r['dag_run_id'], r['state']) for r in runs]}"
-        time.sleep(2)
+        time.sleep(poll)
 
 
 def test_a_missing_pool_fails_the_plan_with_the_command_to_create_it(
@@ -152,13 +154,7 @@ def test_rows_inserted_above_the_top_while_it_runs_are_followed_exactly_once_und
             inserted_in.append(progress.passes)
         time.sleep(0.1)
     assert inserted_in == [1, 1, 2], "a burst missed its window: the test did not test what it says"
-    deadline = time.monotonic() + 60  # the chain ends by itself: every run of this backfill ends, none failed
-    while True:
-        runs = [run for run in stack.client.dag_runs(DAG_ID) if run["dag_run_id"] not in earlier]
-        if all(run["state"] in {"success", "failed"} for run in runs):
-            break
-        assert time.monotonic() < deadline, f"runs still going: {[(r['dag_run_id'], r['state']) for r in runs]}"
-        time.sleep(1)
+    runs = wait_for_runs(stack, 60, excluding=earlier, poll=1)  # the chain ends by itself, no run failed
     assert {run["state"] for run in runs} == {"success"}, runs
     with engine.connect() as conn:
         counters = dict(conn.execute(sa.text(f"SELECT counter, COUNT(*) FROM {TABLE} GROUP BY counter")).all())
@@ -244,11 +240,5 @@ def test_a_governor_hold_and_recovery_under_the_scheduler_start_no_batch_while_h
     assert ("ok", "hold") in decisions and ("hold", "ok") in decisions, decisions
     record = state.current()
     assert record is not None and record.held_seconds >= 3
-    deadline = time.monotonic() + 60  # the chain ends by itself
-    while True:
-        runs = [run for run in stack.client.dag_runs(DAG_ID) if run["dag_run_id"] not in earlier]
-        if all(run["state"] in {"success", "failed"} for run in runs):
-            break
-        assert time.monotonic() < deadline, f"runs still going: {[(r['dag_run_id'], r['state']) for r in runs]}"
-        time.sleep(1)
+    runs = wait_for_runs(stack, 60, excluding=earlier, poll=1)  # the chain ends by itself, no run failed
     assert {run["state"] for run in runs} == {"success"}, runs
