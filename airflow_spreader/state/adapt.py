@@ -14,12 +14,9 @@ from typing import Literal
 import redis
 
 from airflow_spreader.state.keys import Keys
+from airflow_spreader.state.records import redis_text
 
 Unit = Literal["ids", "rows"]
-
-
-def _text(value: bytes | str | None) -> str | None:
-    return value.decode() if isinstance(value, bytes) else value
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,12 +69,12 @@ class AdaptState:
         pipe = self.redis.pipeline(transaction=True)
         pipe.hgetall(self.keys.batch_times)
         pipe.delete(self.keys.batch_times)
-        raw = {_text(k): _text(v) for k, v in pipe.execute()[0].items()}
+        raw = {redis_text(k): redis_text(v) for k, v in pipe.execute()[0].items()}
         return BatchTimes(int(raw.get("batches") or 0), float(raw.get("seconds") or 0), int(raw.get("ids") or 0),
                           int(raw.get("rows") or 0), float(raw.get("row_seconds") or 0))
 
     def load(self) -> AdaptRecord | None:
-        raw = {_text(k): _text(v) for k, v in self.redis.hgetall(self.keys.adapt).items()}
+        raw = {redis_text(k): redis_text(v) for k, v in self.redis.hgetall(self.keys.adapt).items()}
         if "factor" not in raw:
             return None
         spu = raw.get("seconds_per_unit")

@@ -24,16 +24,12 @@ from airflow_spreader.core.governor_config import GovernorConfig
 from airflow_spreader.state import scripts
 from airflow_spreader.state.idle import SPANS_KEPT
 from airflow_spreader.state.keys import Keys
-from airflow_spreader.state.records import from_epoch
+from airflow_spreader.state.records import from_epoch, redis_text
 
 #: Decisions kept in the log (newest first); older ones are dropped.
 LOG_KEPT = 50
 #: The value the governor writes to the stop flag (an operator's ``stop`` writes "1").
 GOVERNOR_STOP = "governor"
-
-
-def _text(value: bytes | str | None) -> str | None:
-    return value.decode() if isinstance(value, bytes) else value
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +86,7 @@ class GovernorState:
             self.redis.hset(self.keys.governor, "config", json.dumps(config.to_dict()))
 
     def config(self) -> GovernorConfig | None:
-        raw = _text(self.redis.hget(self.keys.governor, "config"))
+        raw = redis_text(self.redis.hget(self.keys.governor, "config"))
         return None if raw is None else GovernorConfig.from_dict(json.loads(raw))
 
     def take_turn(self, interval: float) -> bool:
@@ -107,13 +103,13 @@ class GovernorState:
             verdict.decision, json.dumps(verdict.to_dict()),
             json.dumps([[label, reading.to_dict()] for label, reading in readings]),
             self.clock(), LOG_KEPT, verdict.reason, SPANS_KEPT])
-        return str(_text(previous))
+        return str(redis_text(previous))
 
     def current(self) -> GovernorRecord | None:
         """The last check recorded, or None before the first one (or with the governor off)."""
         raw = self.redis.hmget(self.keys.governor, ["verdict", "readings", "checked_at", "since", "held_seconds",
                                                     "checks"])
-        verdict, readings, checked_at, since, held, checks = (_text(value) for value in raw)
+        verdict, readings, checked_at, since, held, checks = (redis_text(value) for value in raw)
         if verdict is None:
             return None
         return GovernorRecord(Verdict.from_dict(json.loads(verdict)),
@@ -130,10 +126,10 @@ class GovernorState:
         pipe.hget(self.keys.governor, "config")
         decision, leased, config = pipe.execute()
         if leased:
-            return _text(decision), False  # type: ignore[return-value]
-        interval = json.loads(_text(config) or "{}").get("health_interval", 1.0)
+            return redis_text(decision), False  # type: ignore[return-value]
+        interval = json.loads(redis_text(config) or "{}").get("health_interval", 1.0)
         woken = self.redis.set(self.keys.governor_waker, "1", nx=True, px=max(1, int(float(interval) * 1000)))
-        return _text(decision), bool(woken)  # type: ignore[return-value]
+        return redis_text(decision), bool(woken)  # type: ignore[return-value]
 
     def history(self, limit: int = LOG_KEPT) -> list[LoggedDecision]:
         """The logged decisions, newest first."""
@@ -155,7 +151,7 @@ class GovernorState:
 
     def holds(self) -> int:
         """Holds begun over the backfill's life (each ok -> hold)."""
-        return int(_text(self.redis.hget(self.keys.governor, "holds")) or 0)
+        return int(redis_text(self.redis.hget(self.keys.governor, "holds")) or 0)
 
     def stopped_by_governor(self) -> bool:
-        return _text(self.redis.get(self.keys.stop)) == GOVERNOR_STOP
+        return redis_text(self.redis.get(self.keys.stop)) == GOVERNOR_STOP

@@ -17,6 +17,7 @@ import redis
 from airflow_spreader.core.idle import IdleKind, IdleSpan
 from airflow_spreader.state import scripts
 from airflow_spreader.state.keys import Keys
+from airflow_spreader.state.records import redis_text
 
 #: Closed spans kept (newest first): a quarter of an hour's window needs few.
 SPANS_KEPT = 50
@@ -46,6 +47,5 @@ class IdleLog:
         closed, opened = pipe.execute()
         spans = [IdleSpan(e["kind"], float(e["begin"]), float(e["end"])) for e in map(json.loads, closed)]
         for kind, began in opened.items():
-            kind_text = kind.decode() if isinstance(kind, bytes) else kind
-            spans.append(IdleSpan(cast(IdleKind, kind_text), float(began), max(now, float(began))))
+            spans.append(IdleSpan(cast(IdleKind, redis_text(kind)), float(began), max(now, float(began))))
         return spans

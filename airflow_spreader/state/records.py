@@ -249,6 +249,11 @@ def cycle_record(batches: list[Batch], replanned: int, cursor_before: int, curso
     }, separators=(",", ":"))
 
 
+def redis_text(value: bytes | str | None) -> str | None:
+    """A value read from Redis as text (the client answers bytes unless it decodes); None stays None."""
+    return value.decode() if isinstance(value, bytes) else value
+
+
 def from_epoch(value: bytes | str | float | None) -> datetime | None:
     if value in (None, b"", ""):
         return None
