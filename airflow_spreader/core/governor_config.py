@@ -138,6 +138,11 @@ class GovernorConfig:
     #: The rate times a factor in (0, 1]: halved on each hold, grown back while healthy (core/adapt.py).
     adaptive_rate: bool = False
 
+    @property
+    def adapts(self) -> bool:
+        """Whether the plan adapts the rate or the batch size (cycle/pace.py)."""
+        return self.adaptive_rate or self.target_batch_seconds is not None
+
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"health_interval": self.health_interval,
                                 "signals": [s.to_dict() for s in self.signals]}

@@ -45,7 +45,7 @@ def pace_for_cycle(tracker: Tracker, config: SpreadConfig, claim_id: str | None,
     now = now or datetime.now(timezone.utc)
     state = AdaptState(tracker.redis, tracker.name)
     governor = config.governor
-    if governor is None or (not governor.adaptive_rate and governor.target_batch_seconds is None):
+    if governor is None or not governor.adapts:
         state.clear()
         return Pace(1.0, config.batch_size)
     record = state.load()
@@ -77,7 +77,7 @@ def pace_for_cycle(tracker: Tracker, config: SpreadConfig, claim_id: str | None,
 def current_pace(tracker: Tracker, config: SpreadConfig | None) -> Pace | None:
     """What the last plan chose, for status and the ETA (None: no adaptation on)."""
     governor = None if config is None else config.governor
-    if governor is None or (not governor.adaptive_rate and governor.target_batch_seconds is None):
+    if governor is None or not governor.adapts:
         return None
     record = AdaptState(tracker.redis, tracker.name).load()
     return None if record is None else Pace(record.factor, record.batch_size)
