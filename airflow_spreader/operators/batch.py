@@ -10,8 +10,9 @@ from typing import Any
 from airflow.sdk import Context
 
 from airflow_spreader import compat, metrics
-from airflow_spreader.core.keys import is_uuid_image, to_key
+from airflow_spreader.core.keys import is_text_image, is_uuid_image, to_key
 from airflow_spreader.core.pause import PausedReading, pause_step
+from airflow_spreader.core.planner import IdRange
 from airflow_spreader.core.split import DEFAULT_MAX_SPLIT_DEPTH, check_max_split_depth
 from airflow_spreader.core.timing import call_work, missing_work
 from airflow_spreader.cycle.model import BatchGroup
@@ -25,6 +26,7 @@ from airflow_spreader.state.adapt import AdaptState
 from airflow_spreader.state.idle import IdleLog
 from airflow_spreader.state.quarantine import Quarantine
 from airflow_spreader.state.records import ClaimedBatch
+from airflow_spreader.state.text_keys import text_keys_of
 from airflow_spreader.state.tracker import Tracker
 from airflow_spreader.state.verification import ledger_generation
 from airflow_spreader.triggers.backfill_wait import BackfillWaitTrigger
@@ -200,7 +202,7 @@ class SpreadBatchOperator(TimedWaits):
             return "skipped"
         started = metrics.batch_started(self.backfill, batch.run_at)
         try:
-            rows = self.run_batch(batch, context, generation)
+            rows = self.run_batch(batch, context, generation, tracker)
         except RangeAlreadyDone as done:  # committed by an earlier run that died before telling Redis
             self.log.warning("Batch %s: its work committed earlier (done-ledger); not running it again",
                              batch.id_range.label)
@@ -229,17 +231,26 @@ class SpreadBatchOperator(TimedWaits):
             AdaptState(tracker.redis, tracker.name).record_batch(seconds, batch.id_range.counted, rows)
         metrics.batch_done(self.backfill, ids=batch.id_range.counted, rows=rows, seconds=seconds)
 
-    def run_batch(self, batch: ClaimedBatch, context: Context, generation: str) -> int | None:
+    def run_batch(self, batch: ClaimedBatch, context: Context, generation: str,
+                  tracker: Tracker | None = None) -> int | None:
         """One transaction per batch, holding the range's ledger row; Redis marks it done after the commit.
 
         With the ledger, the work runs once per sub-range the ledger does not show done (the whole range,
         unless a restore re-cut the ranges); RangeAlreadyDone, without running it, when all of it is done.
+        A text key's range (handles, state/text_keys.py) reaches the work as its lowest and highest key,
+        read now; a range that holds no row runs no work.
         """
         engine = SourceDatabaseHook(self.source_conn_id).get_conn()
         ledger = ledger_named(self.ledger_table, is_uuid_image(batch.end_id)) if self.ledger_table else None
         key = LedgerKey(self.backfill, generation, batch.begin_id, batch.end_id)
+        texts = text_keys_of(tracker, engine) if tracker is not None and is_text_image(batch.end_id) else None
         with engine.begin() as connection:
+            def work(begin_id: int, end_id: int) -> int | None:
+                if texts is None:
+                    return self.process(connection, to_key(begin_id), to_key(end_id), context)
+                bounds = texts.work_bounds(IdRange(begin_id, end_id), connection)
+                return 0 if bounds is None else self.process(connection, bounds[0], bounds[1], context)
+
             if ledger is None:
-                return self.process(connection, to_key(batch.begin_id), to_key(batch.end_id), context)
-            return ledger.run(connection, key, lambda begin_id, end_id: self.process(
-                connection, to_key(begin_id), to_key(end_id), context))
+                return work(batch.begin_id, batch.end_id)
+            return ledger.run(connection, key, work)

@@ -26,9 +26,10 @@ from airflow_spreader.core.planner import IdRange
 from airflow_spreader.errors import SpreaderError
 from airflow_spreader.sql.table import SourceTable
 from airflow_spreader.sql.text_keys import key_at, lowest_key, read_text_rows
+from airflow_spreader.state.source_record import recorded_source
 from airflow_spreader.state.tracker import Tracker
 
-__all__ = ["BELOW_ALL", "TextCarver", "TextKeyStore", "TextKeys", "TextValue"]
+__all__ = ["BELOW_ALL", "TextCarver", "TextKeyError", "TextKeyStore", "TextKeys", "TextValue", "text_keys_of"]
 
 #: What a handle stands for: a key's text, or BELOW_ALL (None): below every key, no lower bound.
 TextValue: TypeAlias = str | None
@@ -146,13 +147,22 @@ class TextKeys:
         """``(low, high)``: the range holds ``low < key <= high`` (None: no bound that way)."""
         return self.text_of(id_range.begin_id - 1), self.text_of(id_range.end_id)
 
-    def work_bounds(self, id_range: IdRange) -> tuple[str, str] | None:
-        """``(begin, end)`` for the work, both inclusive keys, read now; None when the range holds no row."""
+    def work_bounds(self, id_range: IdRange, bind: sa.Connection | None = None) -> tuple[str, str] | None:
+        """``(begin, end)`` for the work, both inclusive keys, read now (in ``bind``, the work's transaction,
+        when given); None when the range holds no row."""
         low, high = self.bounds(id_range)
         if high is None:
             return None
-        begin = lowest_key(self.bind, self.table, low=low, high=high)
+        begin = lowest_key(bind or self.bind, self.table, low=low, high=high)
         return None if begin is None else (begin, high)
+
+
+def text_keys_of(tracker: Tracker, bind: sa.Engine) -> TextKeys:
+    """The text keys of a started backfill, on the table its plan recorded (state/source_record.py)."""
+    source = recorded_source(tracker)
+    if source is None:
+        raise TextKeyError(f"backfill {tracker.name!r} has a text key but no recorded source table")
+    return TextKeys(TextKeyStore(tracker), bind, SourceTable(source.table, source.key))
 
 
 @dataclass
