@@ -26,7 +26,7 @@ from airflow_spreader.state.adapt import AdaptState
 from airflow_spreader.state.idle import IdleLog
 from airflow_spreader.state.quarantine import Quarantine
 from airflow_spreader.state.records import ClaimedBatch
-from airflow_spreader.state.text_keys import text_keys_of
+from airflow_spreader.state.text_keys import key_labels, text_keys_of
 from airflow_spreader.state.tracker import Tracker
 from airflow_spreader.state.verification import ledger_generation
 from airflow_spreader.triggers.backfill_wait import BackfillWaitTrigger
@@ -193,8 +193,9 @@ class SpreadBatchOperator(TimedWaits):
                 final_try: bool, failures: list[str]) -> str:
         """Begin, run and record one due batch; the outcome's name (``done``, ``skipped``, ...)."""
         state = tracker.begin(batch, attempt=attempt)
+        label = key_labels(tracker).range(batch.id_range)  # a text key's range reads as its texts
         if state == "failed-this-try":  # failed before this task deferred; the retry takes it
-            failures.append(f"{batch.id_range.label}: failed earlier in this try")
+            failures.append(f"{label}: failed earlier in this try")
             return "failed"
         if state == "stopped":
             return "stopped"
@@ -205,17 +206,17 @@ class SpreadBatchOperator(TimedWaits):
             rows = self.run_batch(batch, context, generation, tracker)
         except RangeAlreadyDone as done:  # committed by an earlier run that died before telling Redis
             self.log.warning("Batch %s: its work committed earlier (done-ledger); not running it again",
-                             batch.id_range.label)
+                             label)
             self.record_done(tracker, batch, done.rows, started, measured=False)
             return "already_done"
         except Exception as error:
             message = f"{type(error).__name__}: {error}"
-            self.log.exception("Batch %s failed (try %s)", batch.id_range.label, context["ti"].try_number)
+            self.log.exception("Batch %s failed (try %s)", label, context["ti"].try_number)
             fate = Quarantine(tracker, self.max_split_depth).fail(batch, message, final=final_try, attempt=attempt)
             if final_try:
-                self.log.warning("Batch %s failed its last try: %s", batch.id_range.label, fate)
+                self.log.warning("Batch %s failed its last try: %s", label, fate)
             metrics.batch_failed(self.backfill, final=final_try)
-            failures.append(f"{batch.id_range.label}: {message}")
+            failures.append(f"{label}: {message}")
             return "failed"
         self.record_done(tracker, batch, rows, started)
         return "done"

@@ -21,7 +21,15 @@ from typing import TypeAlias, cast
 import sqlalchemy as sa
 
 from airflow_spreader.core.carving import text_ranges
-from airflow_spreader.core.keys import TEXT_BOTTOM, TEXT_MIN, TEXT_TOP, key_label, text_handle, text_image
+from airflow_spreader.core.keys import (
+    TEXT_BOTTOM,
+    TEXT_MIN,
+    TEXT_TOP,
+    is_text_image,
+    key_label,
+    text_handle,
+    text_image,
+)
 from airflow_spreader.core.planner import IdRange
 from airflow_spreader.errors import SpreaderError
 from airflow_spreader.sql.table import SourceTable
@@ -29,7 +37,8 @@ from airflow_spreader.sql.text_keys import key_at, lowest_key, read_text_rows
 from airflow_spreader.state.source_record import recorded_source
 from airflow_spreader.state.tracker import Tracker
 
-__all__ = ["BELOW_ALL", "TextCarver", "TextKeyError", "TextKeyStore", "TextKeys", "TextValue", "text_keys_of"]
+__all__ = ["BELOW_ALL", "KeyLabels", "TextCarver", "TextKeyError", "TextKeyStore", "TextKeys", "TextValue",
+           "key_labels", "text_keys_of"]
 
 #: What a handle stands for: a key's text, or BELOW_ALL (None): below every key, no lower bound.
 TextValue: TypeAlias = str | None
@@ -103,14 +112,40 @@ class TextKeyStore:
 
     def label(self, image: int) -> str:
         """A key as the UI shows it: its text, ``(below all)``, or ``text#handle`` before it is minted."""
-        minted, value = self.value(image)
+        return KeyLabels(self).key(image)
+
+    def range_label(self, id_range: IdRange) -> str:
+        """``(low..high]``: the rows above the text of the handle below the range, up to its end's text."""
+        return KeyLabels(self).range(id_range)
+
+
+@dataclass
+class KeyLabels:
+    """How keys and ranges read in the UI, the CLI and the logs: integers and UUIDs as ``core.keys`` labels
+    them, a text key's handles as their texts; ``extra``: texts not minted yet (a preview's)."""
+
+    store: TextKeyStore
+    extra: Mapping[int, TextValue] = field(default_factory=dict)
+
+    def key(self, image: int) -> str:
+        if not is_text_image(image):
+            return key_label(image)
+        minted, value = (True, self.extra[image]) if image in self.extra else self.store.value(image)
         if not minted:
             return key_label(image)
         return "(below all)" if value is None else value
 
-    def range_label(self, id_range: IdRange) -> str:
-        """``(low..high]``: the rows above the text of the handle below the range, up to its end's text."""
-        return f"({self.label(id_range.begin_id - 1)}..{self.label(id_range.end_id)}]"
+    def range(self, id_range: IdRange) -> str:
+        """A text range reads ``(low..high]`` (``(..high]`` with no lower bound); others as ``IdRange.label``."""
+        if not is_text_image(id_range.end_id):
+            return id_range.label
+        low = self.key(id_range.begin_id - 1)
+        return f"({'' if low == '(below all)' else low}..{self.key(id_range.end_id)}]"
+
+
+def key_labels(tracker: Tracker, extra: Mapping[int, TextValue] | None = None) -> KeyLabels:
+    """The labels of a backfill's keys (texts read from its Redis only for a text key)."""
+    return KeyLabels(TextKeyStore(tracker), dict(extra or {}))
 
 
 @dataclass
