@@ -97,6 +97,18 @@ class TextKeyStore:
         above = self.tracker.redis.zrangebylex(self.key, f"({hex_};", "+", 0, 1)
         return (_decode(below[0]) if below else None), (_decode(above[0]) if above else None)
 
+    def at_or_above(self, image: int) -> tuple[int, TextValue]:
+        """``image`` and its text when minted, else the nearest minted handle above it and its text: a
+        checkpoint restored from there redoes a little more, never less."""
+        minted, value = self.value(image)
+        if minted:
+            return image, value
+        above = self.neighbours(image)[1]
+        if above is None:
+            raise TextKeyError(f"backfill {self.tracker.name!r}: no text minted at or above handle "
+                               f"{text_handle(image)}")
+        return above
+
     def mint_between(self, image: int, value: TextValue, below: int, above: int) -> tuple[bool, TextValue]:
         """Mint ``image`` unless its minted neighbours are no longer ``below``/``above``: (False, None) then."""
         result = self.tracker.run_script("text_mint", [self.key], _hex(below), _hex(above), _hex(image),

@@ -15,8 +15,10 @@ from airflow_spreader.core.keys import TEXT_MIN, TEXT_TOP, is_text_image
 from airflow_spreader.core.planner import IdRange
 from airflow_spreader.sql.table import SourceTable, sa_table
 from airflow_spreader.sql.text_keys import key_at, read_text_rows, text_range_clause
+from airflow_spreader.state.checkpoint import Checkpoint
 from airflow_spreader.state.quarantine import Quarantine
 from airflow_spreader.state.records import ClaimedBatch
+from airflow_spreader.state.skip import SkipError, skip_range
 from airflow_spreader.state.text_keys import TextCarver, TextKeys, TextKeyStore
 from airflow_spreader.state.tracker import Tracker
 from tests.conftest import ManualClock
@@ -119,7 +121,7 @@ class TextBackfill:
             return Counter({k: c for k, c in conn.execute(sa.text(f"SELECT id, counter FROM {self.table.name}"))})
 
 
-@pytest.mark.parametrize("batch_size", [1, 16])
+@pytest.mark.parametrize("batch_size", [3, 16])
 def test_a_text_walk_follows_the_collation_and_touches_every_row_once(
         engine: sa.Engine, text_tables: Callable[[str], SourceTable], tracker: Tracker, clock: ManualClock,
         batch_size: int) -> None:
@@ -196,3 +198,27 @@ def test_the_store_and_its_reads(engine: sa.Engine, text_tables: Callable[[str],
     assert store.value(TEXT_TOP - 4) == (True, order[4])
     assert store.range_label(IdRange(TEXT_TOP - 9, TEXT_TOP - 4)) == f"({order[10]}..{order[4]}]"
     assert keys.bounds(IdRange(TEXT_MIN, TEXT_TOP - 11)) == (None, order[11])
+
+
+def test_a_checkpoint_of_a_text_key_restores_its_text_and_the_same_ranges(
+        engine: sa.Engine, text_tables: Callable[[str], SourceTable], tracker: Tracker, clock: ManualClock) -> None:
+    table = text_tables(COLUMNS[engine.dialect.name][0])
+    backfill = TextBackfill(tracker, clock, engine, table, batch_size=10)
+    backfill.start()
+    planned = backfill.claim(per_second=5)
+    for batch in planned[:2]:
+        backfill.run(batch)
+    saved = Checkpoint.of(tracker, datetime.fromtimestamp(clock(), timezone.utc))
+    assert saved is not None and saved.text_key and saved.low_water == planned[2].end_id
+    assert saved.low_water_text == db_order(engine, table)[20]  # the top of the third batch, never run
+    tracker.reset()  # Redis lost everything, the map of texts too
+    assert backfill.store.entries() == {}
+    Checkpoint.from_json(saved.to_json()).restore(tracker)
+    again = backfill.claim(per_second=3)
+    assert [b.id_range for b in again] == [b.id_range for b in planned[2:]]  # the done-ledger's ranges again
+    for batch in again:
+        backfill.run(batch)
+    backfill.until_done()
+    assert set(backfill.counters().values()) == {1}
+    with pytest.raises(SkipError, match="its key holds text"):
+        skip_range(tracker, TEXT_MIN)
