@@ -172,11 +172,12 @@ def run_restore(console: Console) -> int:
         raise CliError(f"{name} finished (checkpoint {checkpoint.at}): nothing to restore; to run it again from "
                        f"the top, delete the Variable {key}")
     checkpoint.restore(tracker)
+    top = f"key {key_labels(tracker).key(checkpoint.low_water)!r} down" if checkpoint.text_key \
+        else f"id {checkpoint.low_water} down to {checkpoint.min_id}"
     console.emit({"backfill": name, "restored": True, "cursor": checkpoint.low_water, "min_id": checkpoint.min_id,
-                  "checkpoint_at": checkpoint.at},
-                 f"Restored {name} from its checkpoint of {checkpoint.at}: the next cycle plans from id "
-                 f"{checkpoint.low_water} down to {checkpoint.min_id} (ids done after the checkpoint are done "
-                 f"again). Trigger it: airflow dags trigger {console.dag_id}")
+                  "cursor_label": key_labels(tracker).key(checkpoint.low_water), "checkpoint_at": checkpoint.at},
+                 f"Restored {name} from its checkpoint of {checkpoint.at}: the next cycle plans from {top} "
+                 f"(ids done after the checkpoint are done again). Trigger it: airflow dags trigger {console.dag_id}")
     return 0
 
 
