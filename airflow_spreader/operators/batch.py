@@ -98,8 +98,8 @@ class SpreadBatchOperator(TimedWaits):
 
     def process(self, connection: Any, begin_id: Any, end_id: Any, context: Context) -> int | None:
         """Do the work of one range inside the open transaction ``connection``: ``begin_id``..``end_id``
-        (inclusive) are the key's values as the driver returns them (int, or a UUID as str, bytes or
-        uuid.UUID)."""
+        (inclusive) are the key's values as the driver returns them (int, a UUID as str, bytes or uuid.UUID,
+        a text key as str: the range's lowest and highest key, in the database's collation)."""
         if self.work is None:
             raise missing_work(type(self).__name__, "a subclass overriding process()")
         return call_work(self.work, connection, begin_id, end_id, context=context)  # type: ignore[no-any-return]
