@@ -203,7 +203,7 @@ class SpreadBatchOperator(TimedWaits):
             return "skipped"
         started = metrics.batch_started(self.backfill, batch.run_at)
         try:
-            rows = self.run_batch(batch, context, generation, tracker)
+            rows = self.run_batch(batch, context, generation)
         except RangeAlreadyDone as done:  # committed by an earlier run that died before telling Redis
             self.log.warning("Batch %s: its work committed earlier (done-ledger); not running it again",
                              label)
@@ -232,8 +232,7 @@ class SpreadBatchOperator(TimedWaits):
             AdaptState(tracker.redis, tracker.name).record_batch(seconds, batch.id_range.counted, rows)
         metrics.batch_done(self.backfill, ids=batch.id_range.counted, rows=rows, seconds=seconds)
 
-    def run_batch(self, batch: ClaimedBatch, context: Context, generation: str,
-                  tracker: Tracker | None = None) -> int | None:
+    def run_batch(self, batch: ClaimedBatch, context: Context, generation: str) -> int | None:
         """One transaction per batch, holding the range's ledger row; Redis marks it done after the commit.
 
         With the ledger, the work runs once per sub-range the ledger does not show done (the whole range,
@@ -244,7 +243,8 @@ class SpreadBatchOperator(TimedWaits):
         engine = SourceDatabaseHook(self.source_conn_id).get_conn()
         ledger = ledger_named(self.ledger_table, is_uuid_image(batch.end_id)) if self.ledger_table else None
         key = LedgerKey(self.backfill, generation, batch.begin_id, batch.end_id)
-        texts = text_keys_of(tracker, engine) if tracker is not None and is_text_image(batch.end_id) else None
+        texts = text_keys_of(SpreaderHook(self.redis_conn_id).tracker(self.backfill), engine) \
+            if is_text_image(batch.end_id) else None
         with engine.begin() as connection:
             def work(begin_id: int, end_id: int) -> int | None:
                 if texts is None:

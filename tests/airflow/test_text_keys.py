@@ -49,8 +49,9 @@ def test_text_keys_are_walked_in_the_collations_order_each_row_exactly_once(sour
     assert progress.rows_done == len(KEYS) and progress.ids_done == 0
     assert counters(source) == dict.fromkeys(KEYS, 1)
     with source.engine.connect() as conn:  # one done-ledger row a batch
-        assert conn.execute(sa.text("SELECT COUNT(*) FROM spreader_ledger_uuid WHERE backfill = :b"),
-                            {"b": source.dag_id}).scalar_one() == 11
+        assert conn.execute(sa.text("SELECT COUNT(*) FROM spreader_ledger_uuid WHERE backfill = :b AND "
+                                    "generation = :g"),
+                            {"b": source.dag_id, "g": source.tracker.generation()}).scalar_one() == 11
 
 
 @pytest.mark.parametrize("source", ["sqlite"], indirect=True)
