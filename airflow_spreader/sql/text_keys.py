@@ -17,7 +17,7 @@ import sqlalchemy as sa
 
 from airflow_spreader.sql.table import SourceTable, TableError, sa_table
 
-__all__ = ["TextRows", "key_at", "lowest_key", "read_text_rows", "text_range_clause"]
+__all__ = ["TextRows", "key_at", "lowest_key", "read_text_rows", "text_range_clause", "text_statement"]
 
 
 @dataclass(frozen=True)
@@ -37,21 +37,31 @@ def text_range_clause(table: SourceTable, low: str | None, high: str) -> sa.Colu
 
 def read_text_rows(bind: sa.Engine | sa.Connection, table: SourceTable, *, below: str, batch_size: int,
                    count: int) -> TextRows:
-    """One statement: the tops of the next ``count`` batches of ``batch_size`` rows at or below ``below``
-    and how many rows it walked (the index only: ``ORDER BY key DESC LIMIT count x b + 1``)."""
+    """The tops of the next ``count`` batches of ``batch_size`` rows at or below ``below`` and how many rows
+    the walk read (the index only: ``ORDER BY key DESC LIMIT count x b + 1``): one statement, and a count
+    of the rows left when they run out (once, at the bottom of the walk)."""
+    tops = [_text(table, k) for k, in _all(bind, text_statement(table, below=below, batch_size=batch_size,
+                                                                  count=count))]
+    if len(tops) > count:  # the walk read its limit: more rows below
+        return TextRows(tops, count * batch_size + 1)
+    walked = _walked(table, below, count * batch_size + 1)  # the bottom: how many rows were left (once)
+    return TextRows(tops, int(_all(bind, sa.select(sa.func.count()).select_from(walked))[0][0]))
+
+
+def text_statement(table: SourceTable, *, below: str, batch_size: int, count: int) -> sa.Select[Any]:
+    """``read_text_rows``' statement: the keys of rows 1, b+1, ... of the walk, in its order (the window
+    runs on the index's order: no sort; a ``COUNT(*) OVER ()`` here would hold the whole walk)."""
     if batch_size < 1 or count < 1:
         raise ValueError(f"batch_size and count must be >= 1, got {batch_size} and {count}")
+    walked = _walked(table, below, count * batch_size + 1)
+    numbered = sa.select(walked.c.k, sa.func.row_number().over(order_by=walked.c.k.desc()).label("n")).subquery(
+        "numbered")
+    return sa.select(numbered.c.k).where((numbered.c.n - 1) % batch_size == 0).order_by(numbered.c.n)
+
+
+def _walked(table: SourceTable, below: str, limit: int) -> sa.Subquery:
     key = sa_table(table).c[table.key]
-    walked = (sa.select(key.label("k")).where(key <= below).order_by(key.desc())
-              .limit(count * batch_size + 1).subquery("walked"))
-    numbered = sa.select(walked.c.k, sa.func.row_number().over(order_by=walked.c.k.desc()).label("n"),
-                         sa.func.count().over().label("total")).subquery("numbered")
-    statement = (sa.select(numbered.c.k, numbered.c.n, numbered.c.total)
-                 .where(sa.or_((numbered.c.n - 1) % batch_size == 0, numbered.c.n == numbered.c.total))
-                 .order_by(numbered.c.n))
-    rows = _all(bind, statement)
-    tops = [_text(table, k) for k, n, _ in rows if (int(n) - 1) % batch_size == 0]
-    return TextRows(tops, int(rows[-1][2]) if rows else 0)
+    return sa.select(key.label("k")).where(key <= below).order_by(key.desc()).limit(limit).subquery("walked")
 
 
 def key_at(bind: sa.Engine | sa.Connection, table: SourceTable, *, low: str | None, high: str,
