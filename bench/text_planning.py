@@ -3,7 +3,7 @@
 One cycle of the reference's busiest rate (1,350 batches of 70: 94,501 index entries walked) cut by
 ``TextCarver`` on 10^6 rows keyed by ``TEXT COLLATE "en-x-icu"`` (mixed-case words, accents), with the
 cursor at the top and in the middle, and by ``RowCarver`` on 10^6 BIGINT keys as the baseline in the same
-run, interleaved (medians of 7 after a warm-up). EXPLAIN (ANALYZE) shows the text read's plan. The tables
+run, interleaved (medians of 9 after a warm-up). EXPLAIN (ANALYZE) shows the text read's plan. The tables
 are created once in the database of ``SPREADER_TEST_POSTGRES_URL``; Redis is ``REDIS_URL`` (the carver
 reads the cursor's text there). Run: ``python -m bench.text_planning``.
 """
@@ -25,7 +25,7 @@ from airflow_spreader.state.text_keys import TextCarver, TextKeys, TextKeyStore
 from airflow_spreader.state.tracker import Tracker
 from bench.common import Stats
 
-ROWS, BATCH_SIZE, SLOTS, RUNS = 10**6, 70, 1350, 7
+ROWS, BATCH_SIZE, SLOTS, RUNS = 10**6, 70, 1350, 9
 TEXT_TABLE, INT_TABLE = "spreader_bench_text_1e6", "spreader_bench_int_1e6"
 #: Mixed-case words with accents, unique: the ICU order differs from the code points' one.
 TEXT_KEY = "(array['Ab','ab','é','E','_x',' a','zz','Ø'])[1 + g % 8] || md5(g::text)"
