@@ -150,7 +150,7 @@ class Keys:
 
     @property
     def texts(self) -> str:
-        """Sorted set of a text key's minted handles, "HEX:=text" (state/text_keys.py): O(batches planned)."""
+        """Sorted set of a text key's minted handles, "HEX:=text" (state/text_keys.py): O(ranges not done)."""
         return self._key("texts")
 
     @property

@@ -3,7 +3,7 @@
 A text key has no integer image (core/keys.py): its order is the database's collation. So the walk gives
 each row it reads an integer *handle*, descending by one a row from the top (``core.carving.text_ranges``),
 and keeps the handle -> text map of the rows it cuts at in the backfill's Redis namespace (``Keys.texts``,
-one entry a batch planned, deleted with the backfill). A range of handles ``[b, e]`` holds the rows with
+one entry a range not done for good: ``prune`` forgets the rest). A range of handles ``[b, e]`` holds the rows with
 ``text(b - 1) < key <= text(e)``, compared by the database. The tracker, leases, Lua scripts, bisection
 and the ledger keep working on integers: a range's size is the rows it held when planned, and a bisection
 midpoint is a row. A handle nobody minted (a midpoint, or a top whose mint was lost in a crash) gets its
@@ -52,6 +52,10 @@ class TextKeyError(SpreaderError, RuntimeError):
 
 def _hex(image: int) -> str:
     return f"{text_handle(image):032x}"
+
+
+def _decode_hex(member: bytes | str) -> str:
+    return (member.decode() if isinstance(member, bytes) else member)[:32]
 
 
 def _encode(value: TextValue) -> str:
@@ -116,6 +120,19 @@ class TextKeyStore:
         if result is None:
             return False, None
         return True, _decode(f"{_hex(image)}:{result}")[1]
+
+    def prune(self) -> int:
+        """Forget the texts of handles above the nearest minted one at or above the low-water mark: every
+        range up there is done for good (held ranges, quarantined keys and the cursor lie at or below the
+        mark, which only moves down), so the map holds O(ranges not done), not O(batches planned). The one
+        kept above the mark lets a handle below it still be read (its text, a checkpoint). Returns how many."""
+        mark = self.tracker.low_water_mark()
+        if mark is None:
+            return 0
+        found = self.tracker.redis.zrangebylex(self.key, f"[{_hex(mark)}:", "+", 0, 1)
+        if not found:
+            return 0
+        return int(self.tracker.redis.zremrangebylex(self.key, f"({_decode_hex(found[0])};", "+"))
 
     def entries(self) -> dict[int, TextValue]:
         """Every minted handle (tests, checkpoints): O(batches planned)."""
@@ -235,6 +252,8 @@ class TextCarver:
         return ranges
 
     def mint_planned(self) -> None:
-        """Mint the texts of the last carve (call after the claim that used it)."""
+        """Mint the texts of the last carve (call after the claim that used it), and forget those of the
+        ranges done for good (``TextKeyStore.prune``)."""
         self.keys.store.mint(self.planned)
         self.planned = {}
+        self.keys.store.prune()
