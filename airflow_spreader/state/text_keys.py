@@ -135,7 +135,7 @@ class TextKeyStore:
         return int(self.tracker.redis.zremrangebylex(self.key, f"({_decode_hex(found[0])};", "+"))
 
     def entries(self) -> dict[int, TextValue]:
-        """Every minted handle (tests, checkpoints): O(batches planned)."""
+        """Every minted handle (tests): O(ranges not done)."""
         members = cast("list[bytes]", self.tracker.redis.zrange(self.key, 0, -1))
         return dict(_decode(m) for m in members)
 
