@@ -50,8 +50,9 @@ def backfill_dag(
 ) -> DAG:
     """Build the DAG of one backfill: each run is one cycle.
 
-    :param table: the table to walk (``schema.table`` allowed); ``key`` is its integer key column
-        (default ``id``; a table whose primary key is composite must name it).
+    :param table: the table to walk (``schema.table`` allowed); ``key`` is its key column: an integer, or
+        (``"rows"`` batching) a UUID or text (default ``id``; a table whose primary key is composite must
+        name it).
     :param source_conn_id: the Airflow connection of the table's database (SQLite, PostgreSQL, MySQL).
     :param work: ``work(connection, begin_id, end_id)``, run in one transaction per batch; or give
         ``batch_operator``, a subclass of :class:`SpreadBatchOperator` overriding ``process``.

@@ -57,3 +57,36 @@ def ranges_from_tops(cursor: int, min_id: int, tops: Sequence[int], count: int) 
     else:  # the last top read starts the next cycle (the new cursor)
         ends, begins = [cursor, *distinct[1:-1]], [top + 1 for top in distinct[1:]]
     return [IdRange(begin, end) for begin, end in zip(begins, ends, strict=True)]
+
+
+#: In ``text_ranges``' mints: the handle stands for "below every key" (a range above it has no lower bound).
+BELOW_ALL = None
+
+
+def text_ranges(cursor: int, min_id: int, read: int, tops: int, count: int,
+                batch_size: int) -> tuple[list[IdRange], dict[int, int | None]]:
+    """A text key's ranges, whose bounds are handles (core/keys.py), from a read of ``read`` rows at or
+    below the cursor's text with ``tops`` tops (rows 1, b+1, ...): the row numbered ``n`` gets handle
+    ``cursor - n + 1``, so a range's size is the rows it held when planned and bisection's arithmetic
+    midpoints are rows (a midpoint's text is read when its piece runs, state/text_keys.py).
+
+    Returns the ranges and what to mint: handle -> index of the top whose text it holds, or BELOW_ALL.
+    With ``count + 1`` tops the last top is the next cursor. When the rows run out, the handle below the
+    last row read stands for "below every key" (so rows inserted under the table's first MIN are visited
+    too), and one empty range from it down to ``min_id`` ends the walk (in the next cycle if this one is full).
+    """
+    if cursor < min_id or count <= 0:
+        return [], {}
+    if read == 0:
+        return [IdRange(min_id, cursor)], {}
+    ends = [cursor - j * batch_size for j in range(tops)]
+    if read > count * batch_size:  # more rows below: the last top read starts the next cycle
+        ranges = [IdRange(end - batch_size + 1, end) for end in ends[:-1]]
+        return ranges, {end: j for j, end in enumerate(ends) if j}
+    bottom = cursor - read  # one below the last row read
+    ranges = [IdRange(end - batch_size + 1, end) for end in ends[:-1]] + [IdRange(bottom + 1, ends[-1])]
+    mints: dict[int, int | None] = {end: j for j, end in enumerate(ends) if j}
+    mints[bottom] = BELOW_ALL
+    if len(ranges) < count and bottom >= min_id:
+        ranges.append(IdRange(min_id, bottom))
+    return ranges, mints

@@ -8,6 +8,12 @@ driver returned it in (``uuid.UUID``, lowercase or uppercase text, 16 bytes) in 
 unchanged, every image lies above the signed 64-bit range of integer keys (so a value tells by itself
 whether it is a UUID key: ``is_uuid_image``), and ``to_key`` gives back the same Python value as the
 driver returned, for the SQL and for the work. Integer keys are left exactly as they were.
+
+A text key (not a UUID) has no integer image of its own: its order is the database's collation, which
+Python must never try to reproduce. Its image is ``TEXT << 128 | handle``, a *handle* that the walk hands
+out top-down in the database's order (one handle per row read, ``state/text_keys.py``), the handle -> text
+map living in the backfill's Redis namespace. Such an image means nothing without that map: ``to_key``
+refuses it (``text_handle`` gives the handle to look up).
 """
 
 from __future__ import annotations
@@ -18,8 +24,8 @@ from typing import Any
 
 from airflow_spreader.errors import SpreaderError
 
-__all__ = ["INT64_MAX", "KeyForm", "UuidKeyError", "counted_ids", "form_of", "from_key", "is_uuid_image",
-           "key_label", "to_key"]
+__all__ = ["INT64_MAX", "TEXT_BOTTOM", "TEXT_MIN", "TEXT_TOP", "KeyForm", "UuidKeyError", "counted_ids", "form_of",
+           "from_key", "is_text_image", "is_uuid_image", "key_label", "text_handle", "text_image", "to_key"]
 
 INT64_MAX = 2**63 - 1
 _LOW = 2**128 - 1
@@ -36,6 +42,31 @@ class KeyForm(enum.IntEnum):
     LOWER = 2  # canonical text, lowercase: 0190c8a4-...; PostgreSQL uuid through psycopg2, CHAR(36), SQLite text
     UPPER = 3  # canonical text, uppercase
     BYTES = 4  # 16 bytes (MariaDB BINARY(16))
+    TEXT = 5  # text in the database's collation: the low 128 bits are a handle, not the text (state/text_keys.py)
+
+
+def text_image(handle: int) -> int:
+    """The tracker's integer for the text key of ``handle`` (0 <= handle < 2^128)."""
+    if isinstance(handle, bool) or not isinstance(handle, int) or not 0 <= handle <= _LOW:
+        raise UuidKeyError(f"a text key's handle must be an integer in 0..2^128-1, got {handle!r}")
+    return KeyForm.TEXT << 128 | handle
+
+
+def is_text_image(value: int) -> bool:
+    """True for the image of a text key (a handle, not a value: see ``text_handle``)."""
+    return value >> 128 == KeyForm.TEXT
+
+
+def text_handle(image: int) -> int:
+    """The handle of a text key's image (UuidKeyError for any other image)."""
+    if not is_text_image(image):
+        raise UuidKeyError(f"{image} is not the image of a text key")
+    return image & _LOW
+
+
+#: A text walk starts with its top row at TEXT_TOP and its bottom at TEXT_MIN; TEXT_BOTTOM, one below,
+#: stands for "below every key" (no lower bound). Handles go down by one a row: 2^127 rows never run out.
+TEXT_TOP, TEXT_MIN, TEXT_BOTTOM = text_image(2**127), text_image(1), text_image(0)
 
 
 def from_key(value: Any, form: KeyForm | None = None) -> int:
@@ -54,6 +85,8 @@ def to_key(image: int) -> Any:
     if not is_uuid_image(image):
         return image
     form, number = form_of(image), image & _LOW
+    if form is KeyForm.TEXT:
+        raise UuidKeyError(f"{image} is a text key's handle: its text is in the backfill's Redis (TextKeyStore)")
     if form is KeyForm.NATIVE:
         return uuid.UUID(int=number)
     if form is KeyForm.BYTES:
@@ -83,6 +116,8 @@ def key_label(image: int) -> str:
         form_of(image)
     except UuidKeyError:  # a cursor one below the smallest UUID (the walk is over): no UUID to show
         return str(image)
+    if is_text_image(image):  # callers that hold the text map show the text instead (TextKeyStore.labels)
+        return f"text#{text_handle(image)}"
     return str(uuid.UUID(int=image & _LOW))
 
 

@@ -12,13 +12,14 @@ from airflow_spreader.core.adapt import Pace
 from airflow_spreader.core.carving import Carve, id_carver
 from airflow_spreader.core.config import SpreadConfig
 from airflow_spreader.core.grouping import group_batches
-from airflow_spreader.core.keys import is_uuid_image
+from airflow_spreader.core.keys import is_text_image, is_uuid_image
 from airflow_spreader.core.rules import ConfigError
 from airflow_spreader.cycle.model import BatchGroup, CycleSummary
 from airflow_spreader.sql.boundaries import RowCarver, check_key_indexed
 from airflow_spreader.sql.table import SourceTable, TableBounds, TableError
 from airflow_spreader.state.passes import LookOutcome, Passes
 from airflow_spreader.state.records import CycleClaim
+from airflow_spreader.state.text_keys import TextCarver, TextKeys, TextKeyStore
 from airflow_spreader.state.tracker import Tracker
 
 
@@ -36,9 +37,13 @@ class CyclePlan:
 
 
 def start_backfill(tracker: Tracker, bounds: TableBounds) -> None:
-    """Capture the table's bounds at the first cycle; an empty table is started finished."""
+    """Capture the table's bounds at the first cycle; an empty table is started finished. A text key's top
+    row is minted first (state/text_keys.py), so that a started tracker always has its cursor's text."""
     if bounds.is_empty or bounds.max_id is None or bounds.min_id is None:
         tracker.start(max_id=0, min_id=1)
+    elif bounds.top_text is not None:
+        max_id, min_id = TextKeyStore(tracker).begin(bounds.top_text)
+        tracker.start(max_id=max_id, min_id=min_id)
     else:
         tracker.start(max_id=bounds.max_id, min_id=bounds.min_id)
 
@@ -67,6 +72,15 @@ def carver_for(config: SpreadConfig, bind: sa.Engine, table: SourceTable, *,
     return RowCarver(bind, table, size)
 
 
+def key_carver(carve: Carve, tracker: Tracker, bind: sa.Engine, table: SourceTable) -> Carve:
+    """``carve`` for a started backfill's key: a text key's handles (its bound tells) need a TextCarver
+    where ``"rows"`` batching gave a RowCarver."""
+    max_id = tracker.progress().max_id
+    if isinstance(carve, RowCarver) and max_id is not None and is_text_image(max_id):
+        return TextCarver(TextKeys(TextKeyStore(tracker), bind, table), carve.batch_size)
+    return carve
+
+
 #: The tracker adds id spans as signed 64-bit integers: in "rows" batching one range may span the whole key.
 MAX_ROWS_SPAN = 2**63 - 1
 
@@ -77,7 +91,7 @@ def check_rows_span(config: SpreadConfig, table: SourceTable, min_id: int | None
     one range between two rows could then span more ids than the tracker's counters hold. A UUID key
     (its ranges count no ids, core/keys.py) needs ``"rows"`` and cannot follow new rows or be verified."""
     if max_id is not None and is_uuid_image(max_id):
-        check_uuid_key(config, table, verifying=verifying)
+        check_uuid_key(config, table, max_id, verifying=verifying)
         return
     if config.batching == "rows" and min_id is not None and max_id is not None and max_id - min_id + 1 > MAX_ROWS_SPAN:
         raise TableError(f"key column {table.key!r} of table {table.name!r} spans {min_id}..{max_id}, more than "
@@ -85,19 +99,21 @@ def check_rows_span(config: SpreadConfig, table: SourceTable, min_id: int | None
                          f"use batching \"ids\"")
 
 
-def check_uuid_key(config: SpreadConfig, table: SourceTable, *, verifying: bool) -> None:
-    """ConfigError for what a UUID key cannot do: id arithmetic (2^128 ids, almost all empty), passes over
-    new rows above MAX (new UUIDs land anywhere in the key), verification spans cut in ids."""
-    where = f"key column {table.key!r} of table {table.name!r} holds UUIDs"
+def check_uuid_key(config: SpreadConfig, table: SourceTable, max_id: int, *, verifying: bool) -> None:
+    """ConfigError for what a UUID or text key cannot do: id arithmetic (2^128 ids, almost all empty; text has
+    no arithmetic at all), passes over new rows above MAX (new keys land anywhere in the key), verification
+    spans cut in ids."""
+    kind = "text" if is_text_image(max_id) else "UUIDs"
+    where = f"key column {table.key!r} of table {table.name!r} holds {kind}"
     if config.batching != "rows":
         raise ConfigError({"batching": f"{where}: id arithmetic cannot cut them; set \"rows\" (batches of "
                                        f"batch_size real rows, read from the key's index)"})
     if config.follow_new_rows:
-        raise ConfigError({"follow_new_rows": f"{where}: new UUIDs are not added above the key's MAX, so a pass "
+        raise ConfigError({"follow_new_rows": f"{where}: new keys are not added above the key's MAX, so a pass "
                                               f"over new rows cannot find them; set false"})
     if verifying:
         raise ConfigError({"pending": f"{where}: the verification counts pending rows in spans of ids, which a "
-                                      f"UUID key cannot cut; leave pending unset for this table"})
+                                      f"{kind} key cannot cut; leave pending unset for this table"})
 
 
 def plan_next_cycle(tracker: Tracker, config: SpreadConfig, now: datetime, *,
@@ -121,6 +137,8 @@ def plan_next_cycle(tracker: Tracker, config: SpreadConfig, now: datetime, *,
                                 duration=config.duration, begin_at=now,
                                 lease_seconds=config.lease_seconds, after_previous=True, claim_id=claim_id,
                                 carve=carve)
+    if isinstance(carve, TextCarver):
+        carve.mint_planned()  # the texts of the ranges just claimed (a replayed claim carved nothing)
     begin_at = claim.begin_at or now
     per_second = claim.per_second if claim.per_second is not None else rate(begin_at)
     length = (claim.end_at - begin_at).total_seconds() if claim.end_at else float(config.duration)

@@ -10,8 +10,9 @@ from typing import Any
 from airflow.sdk import Context
 
 from airflow_spreader import compat, metrics
-from airflow_spreader.core.keys import is_uuid_image, to_key
+from airflow_spreader.core.keys import is_text_image, is_uuid_image, to_key
 from airflow_spreader.core.pause import PausedReading, pause_step
+from airflow_spreader.core.planner import IdRange
 from airflow_spreader.core.split import DEFAULT_MAX_SPLIT_DEPTH, check_max_split_depth
 from airflow_spreader.core.timing import call_work, missing_work
 from airflow_spreader.cycle.model import BatchGroup
@@ -25,6 +26,7 @@ from airflow_spreader.state.adapt import AdaptState
 from airflow_spreader.state.idle import IdleLog
 from airflow_spreader.state.quarantine import Quarantine
 from airflow_spreader.state.records import ClaimedBatch
+from airflow_spreader.state.text_keys import key_labels, text_keys_of
 from airflow_spreader.state.tracker import Tracker
 from airflow_spreader.state.verification import ledger_generation
 from airflow_spreader.triggers.backfill_wait import BackfillWaitTrigger
@@ -96,8 +98,8 @@ class SpreadBatchOperator(TimedWaits):
 
     def process(self, connection: Any, begin_id: Any, end_id: Any, context: Context) -> int | None:
         """Do the work of one range inside the open transaction ``connection``: ``begin_id``..``end_id``
-        (inclusive) are the key's values as the driver returns them (int, or a UUID as str, bytes or
-        uuid.UUID)."""
+        (inclusive) are the key's values as the driver returns them (int, a UUID as str, bytes or uuid.UUID,
+        a text key as str: the range's lowest and highest key, in the database's collation)."""
         if self.work is None:
             raise missing_work(type(self).__name__, "a subclass overriding process()")
         return call_work(self.work, connection, begin_id, end_id, context=context)  # type: ignore[no-any-return]
@@ -191,8 +193,9 @@ class SpreadBatchOperator(TimedWaits):
                 final_try: bool, failures: list[str]) -> str:
         """Begin, run and record one due batch; the outcome's name (``done``, ``skipped``, ...)."""
         state = tracker.begin(batch, attempt=attempt)
+        label = key_labels(tracker).range(batch.id_range)  # a text key's range reads as its texts
         if state == "failed-this-try":  # failed before this task deferred; the retry takes it
-            failures.append(f"{batch.id_range.label}: failed earlier in this try")
+            failures.append(f"{label}: failed earlier in this try")
             return "failed"
         if state == "stopped":
             return "stopped"
@@ -203,17 +206,17 @@ class SpreadBatchOperator(TimedWaits):
             rows = self.run_batch(batch, context, generation)
         except RangeAlreadyDone as done:  # committed by an earlier run that died before telling Redis
             self.log.warning("Batch %s: its work committed earlier (done-ledger); not running it again",
-                             batch.id_range.label)
+                             label)
             self.record_done(tracker, batch, done.rows, started, measured=False)
             return "already_done"
         except Exception as error:
             message = f"{type(error).__name__}: {error}"
-            self.log.exception("Batch %s failed (try %s)", batch.id_range.label, context["ti"].try_number)
+            self.log.exception("Batch %s failed (try %s)", label, context["ti"].try_number)
             fate = Quarantine(tracker, self.max_split_depth).fail(batch, message, final=final_try, attempt=attempt)
             if final_try:
-                self.log.warning("Batch %s failed its last try: %s", batch.id_range.label, fate)
+                self.log.warning("Batch %s failed its last try: %s", label, fate)
             metrics.batch_failed(self.backfill, final=final_try)
-            failures.append(f"{batch.id_range.label}: {message}")
+            failures.append(f"{label}: {message}")
             return "failed"
         self.record_done(tracker, batch, rows, started)
         return "done"
@@ -234,12 +237,21 @@ class SpreadBatchOperator(TimedWaits):
 
         With the ledger, the work runs once per sub-range the ledger does not show done (the whole range,
         unless a restore re-cut the ranges); RangeAlreadyDone, without running it, when all of it is done.
+        A text key's range (handles, state/text_keys.py) reaches the work as its lowest and highest key,
+        read now; a range that holds no row runs no work.
         """
         engine = SourceDatabaseHook(self.source_conn_id).get_conn()
         ledger = ledger_named(self.ledger_table, is_uuid_image(batch.end_id)) if self.ledger_table else None
         key = LedgerKey(self.backfill, generation, batch.begin_id, batch.end_id)
+        texts = text_keys_of(SpreaderHook(self.redis_conn_id).tracker(self.backfill), engine) \
+            if is_text_image(batch.end_id) else None
         with engine.begin() as connection:
+            def work(begin_id: int, end_id: int) -> int | None:
+                if texts is None:
+                    return self.process(connection, to_key(begin_id), to_key(end_id), context)
+                bounds = texts.work_bounds(IdRange(begin_id, end_id), connection)
+                return 0 if bounds is None else self.process(connection, bounds[0], bounds[1], context)
+
             if ledger is None:
-                return self.process(connection, to_key(batch.begin_id), to_key(batch.end_id), context)
-            return ledger.run(connection, key, lambda begin_id, end_id: self.process(
-                connection, to_key(begin_id), to_key(end_id), context))
+                return work(batch.begin_id, batch.end_id)
+            return ledger.run(connection, key, work)

@@ -14,7 +14,7 @@ from airflow_spreader.compat import AirflowFailException
 from airflow_spreader.core.config import ConfigError, SpreadConfig
 from airflow_spreader.core.keys import is_uuid_image
 from airflow_spreader.cycle.pace import pace_for_cycle
-from airflow_spreader.cycle.plan import carver_for, check_rows_span, plan_next_cycle, start_backfill
+from airflow_spreader.cycle.plan import carver_for, check_rows_span, key_carver, plan_next_cycle, start_backfill
 from airflow_spreader.cycle.verify import DEFAULT_SPAN_BATCHES, verify_round
 from airflow_spreader.errors import SpreaderError
 from airflow_spreader.hooks import checkpoint, governor
@@ -24,7 +24,7 @@ from airflow_spreader.hooks.spreader import SpreaderHook
 from airflow_spreader.sql.ledger import DEFAULT_LEDGER_TABLE, ledger_named
 from airflow_spreader.sql.pending import Pending, PendingPredicate, check_pending, count_pending
 from airflow_spreader.sql.row_estimate import estimate_rows
-from airflow_spreader.sql.table import SourceTable, TableError, inspect_table, read_max
+from airflow_spreader.sql.table import SourceTable, TableBounds, TableError, inspect_table, read_max
 from airflow_spreader.state.row_progress import record_batching
 from airflow_spreader.state.source_record import SourceRecord, record_source
 from airflow_spreader.state.tracker import Tracker
@@ -163,6 +163,16 @@ class PlanCycleOperator(BaseOperator):
             self.log.error("Could not %s the halt of %r in Redis: %s", "clear" if reason is None else "record",
                            self.backfill, error)
 
+    def log_start(self, bounds: TableBounds) -> None:
+        if bounds.is_empty:
+            self.log.info("Table %s is empty: nothing to backfill", self.table.name)
+        elif bounds.top_text is not None:
+            self.log.info("Started backfill %r of %s: text keys up to %r", self.backfill, self.table.name,
+                          bounds.top_text)
+        else:
+            self.log.info("Started backfill %r of %s: ids %s..%s", self.backfill, self.table.name,
+                          bounds.min_id, bounds.max_id)
+
     def plan(self, context: Context) -> list[dict[str, Any]]:
         config = self.load_config()
         governor.check_config(config.governor)  # connections and callables: a ConfigError plans nothing
@@ -193,16 +203,13 @@ class PlanCycleOperator(BaseOperator):
             check_rows_span(config, self.table, bounds.min_id, bounds.max_id, verifying=self.pending is not None)
             self.ensure_ledger(bounds.max_id)  # before the start: a ledger that cannot be created starts nothing
             start_backfill(tracker, bounds)
-            if bounds.is_empty:
-                self.log.info("Table %s is empty: nothing to backfill", self.table.name)
-            else:
-                self.log.info("Started backfill %r of %s: ids %s..%s", self.backfill, self.table.name,
-                              bounds.min_id, bounds.max_id)
+            self.log_start(bounds)
         else:
             progress = tracker.progress()
             check_rows_span(config, self.table, progress.min_id, progress.max_id,  # a switch of batching
                             verifying=self.pending is not None)
             self.ensure_ledger(progress.max_id)
+        carve = key_carver(carve, tracker, engine, self.table)  # a text key walks by handles (state/text_keys.py)
         record_batching(tracker, config.batching, lambda: estimate_rows(engine, self.table))
         governor.publish(tracker, config.governor)  # the batches of this cycle read it from Redis
         cycle = plan_next_cycle(tracker, config, datetime.now(timezone.utc), claim_id=claim_id,

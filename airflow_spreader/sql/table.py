@@ -14,7 +14,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from airflow_spreader.core.keys import UuidKeyError, form_of, from_key, is_uuid_image, to_key
+from airflow_spreader.core.keys import TEXT_MIN, TEXT_TOP, UuidKeyError, form_of, from_key, is_uuid_image, to_key
 from airflow_spreader.errors import SpreaderError
 
 __all__ = ["SourceTable", "TableBounds", "TableError", "inspect_table", "key_image", "range_clause", "read_max",
@@ -32,7 +32,7 @@ class TableError(SpreaderError, ValueError):
 
 @dataclass(frozen=True)
 class SourceTable:
-    """A table walked by its ``key`` column (integers or UUIDs); ``name`` may be schema-qualified (``schema.table``)."""
+    """A table walked by its ``key`` column (integers, UUIDs or text); ``name`` may be ``schema.table``."""
 
     name: str
     key: str = "id"
@@ -60,10 +60,11 @@ class SourceTable:
 @dataclass(frozen=True)
 class TableBounds:
     """The smallest and largest key of a table (a UUID key as its integer image, core/keys.py); both None
-    when it is empty."""
+    when it is empty. A text key's bounds are the handles TEXT_MIN and TEXT_TOP, ``top_text`` its MAX."""
 
     min_id: int | None
     max_id: int | None
+    top_text: str | None = None
 
     @property
     def is_empty(self) -> bool:
@@ -105,11 +106,12 @@ def range_clause(table: SourceTable, begin_id: int, end_id: int) -> sa.ColumnEle
 
 
 def inspect_table(bind: sa.Engine | sa.Connection, table: SourceTable) -> TableBounds:
-    """Check that ``table`` exists with an integer or UUID ``key``, then return MIN and MAX of the key.
+    """Check that ``table`` exists with an integer, UUID or text ``key``, then return MIN and MAX of the key.
 
     MIN and MAX of an indexed key (the primary key) are two index lookups, so this is cheap even
     on a billion-row table. Raises TableError for a missing table or column, a key that is neither an
-    integer nor a UUID (text that is not a UUID included), or a database that cannot be reached.
+    integer, a UUID nor text, or a database that cannot be reached. Text whose MIN and MAX are not both
+    UUIDs (of one form) is a text key: its bounds are handles (``TableBounds.top_text``).
     """
     if isinstance(bind, sa.Connection):
         return _inspect(bind, table)
@@ -140,6 +142,8 @@ def _inspect(conn: sa.Connection, table: SourceTable) -> TableBounds:
     low, high = row
     if low is None or high is None:
         return TableBounds(None, None)
+    if isinstance(low, str) and isinstance(high, str) and not _both_uuids(table, low, high):
+        return TableBounds(TEXT_MIN, TEXT_TOP, top_text=high)  # a text key, ordered by the database
     if not _is_whole(low):  # a UUID key: its max (with letters, almost surely) sets the form of all the others
         top = key_image(table, high, "max")
         return TableBounds(key_image(table, low, "min", like=top), top)
@@ -157,6 +161,15 @@ def key_image(table: SourceTable, value: Any, which: str, like: int | None = Non
         return from_key(value, None if like is None or not is_uuid_image(like) else form_of(like))
     except UuidKeyError as error:
         raise TableError(f"key column {table.key!r} of table {table.name!r} has {which} value: {error}") from None
+
+
+def _both_uuids(table: SourceTable, low: str, high: str) -> bool:
+    """True when MIN and MAX are UUIDs in one form: the key is walked as UUIDs, else as text."""
+    try:
+        key_image(table, low, "min", like=key_image(table, high, "max"))
+    except TableError:
+        return False
+    return True
 
 
 def read_max(conn: sa.Connection, table: SourceTable) -> int | None:

@@ -16,7 +16,9 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
+from airflow_spreader.core.keys import TEXT_BOTTOM, is_text_image
 from airflow_spreader.errors import SpreaderError
+from airflow_spreader.state.text_keys import BELOW_ALL, TextKeyStore
 from airflow_spreader.state.tracker import Tracker
 
 
@@ -33,6 +35,10 @@ class Checkpoint:
     at: str
     #: The tracker's generation: a restore continues it, so the done-ledger still skips finished ranges.
     generation: str | None = None
+    #: A text key: ``low_water`` is a handle (state/text_keys.py) and this is its text (None: below all keys),
+    #: so that a restore re-mints it where Redis lost the map.
+    text_key: bool = False
+    low_water_text: str | None = None
 
     @classmethod
     def from_json(cls, raw: str | dict[str, Any]) -> Checkpoint:
@@ -49,13 +55,23 @@ class Checkpoint:
         low_water = tracker.low_water_mark()
         if low_water is None or progress.min_id is None or progress.max_id is None:
             return None
-        return cls(low_water, progress.min_id, progress.max_id, progress.finished,
-                   now.isoformat(timespec="seconds"), tracker.generation())
+        at, generation = now.isoformat(timespec="seconds"), tracker.generation()
+        if is_text_image(progress.max_id):
+            low_water, text = TextKeyStore(tracker).at_or_above(low_water)
+            return cls(low_water, progress.min_id, progress.max_id, progress.finished, at, generation, True, text)
+        return cls(low_water, progress.min_id, progress.max_id, progress.finished, at, generation)
 
     def restore(self, tracker: Tracker) -> None:
         """Start the tracker again from the checkpoint: nothing above ``low_water`` is done twice, and with
         the done-ledger nothing below it either (the ranges done there are skipped, as long as the batch
-        size is the one they ran with)."""
+        size is the one they ran with); a text key's ranges below it are done again (see below)."""
+        if self.text_key:
+            # The handles below the mark are carved again from the table: if rows came or went there since,
+            # a handle may stand for other rows than the ledger's row of the same range, so the ledger must
+            # not skip by them. A new generation: done again (at least once), never skipped wrongly.
+            TextKeyStore(tracker).mint({self.low_water: self.low_water_text, TEXT_BOTTOM: BELOW_ALL})
+            tracker.start(max_id=self.low_water, min_id=self.min_id)
+            return
         tracker.start(max_id=self.low_water, min_id=self.min_id, generation=self.generation)
 
     def refusal(self, name: str, variable: str) -> TrackerStateLost:

@@ -149,6 +149,11 @@ class Keys:
         return self._key("idle-log")
 
     @property
+    def texts(self) -> str:
+        """Sorted set of a text key's minted handles, "HEX:=text" (state/text_keys.py): O(ranges not done)."""
+        return self._key("texts")
+
+    @property
     def claim_script_keys(self) -> list[str]:
         """The keys claim.lua touches, in its KEYS order."""
         return [self.meta, self.leases, self.inflight, self.stats, self.stop, self.token_seq, self.claims,
@@ -158,4 +163,4 @@ class Keys:
         return [self.meta, self.stats, self.inflight, self.leases, self.failed, self.stop,
                 self.token_seq, self.done_by_minute, self.claims, self.claim_order, self.families, self.quarantine,
                 self.verify, self.pending, self.recheck, self.governor, self.governor_lease, self.governor_waker,
-                self.governor_log, self.adapt, self.batch_times, self.idle_open, self.idle_log]
+                self.governor_log, self.adapt, self.batch_times, self.idle_open, self.idle_log, self.texts]

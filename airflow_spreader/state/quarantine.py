@@ -35,6 +35,7 @@ from airflow_spreader.core.split import (
     step_after_last_try,
 )
 from airflow_spreader.state.records import ClaimedBatch, from_epoch
+from airflow_spreader.state.text_keys import key_labels
 from airflow_spreader.state.tracker import Tracker, TrackerError, text
 
 MAX_STEP_RETRIES = 100
@@ -51,9 +52,12 @@ class QuarantinedKey:
     attempts: int
     quarantined_at: datetime | None
     root: IdRange | None
+    #: How the key reads (a text key's text); empty: ``core.keys.key_label``.
+    label: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        return {"key": self.key, "label": key_label(self.key), "error": self.error, "attempts": self.attempts,
+        return {"key": self.key, "label": self.label or key_label(self.key), "error": self.error,
+                "attempts": self.attempts,
                 "quarantined_at": self.quarantined_at.isoformat() if self.quarantined_at else None,
                 "root": None if self.root is None else str(self.root)}
 
@@ -132,12 +136,14 @@ class Quarantine:
                 if len(found) >= limit:
                     break
         keys = []
+        labels = key_labels(self.tracker)
         for field, value in found.items():
             info = json.loads(value)
             root = info.get("root")
-            keys.append(QuarantinedKey(int(text(field)), info["error"], int(info["attempts"]),
+            key = int(text(field))
+            keys.append(QuarantinedKey(key, info["error"], int(info["attempts"]),
                                        from_epoch(info.get("quarantined_at")),
-                                       IdRange.parse(root) if root else None))
+                                       IdRange.parse(root) if root else None, labels.key(key)))
         return sorted(keys, key=lambda q: q.key)[:limit]
 
     def families(self) -> list[Family]:

@@ -6,7 +6,8 @@ from functools import cache
 from importlib import resources
 
 SCRIPT_NAMES = ("start", "claim", "begin", "complete", "release", "fail", "retry_failed", "follow", "skip",
-                "isolate", "verify_record", "verify_redo", "verify_next", "governor_record", "idle_close")
+                "isolate", "verify_record", "verify_redo", "verify_next", "governor_record", "idle_close",
+                "text_mint")
 
 
 @cache

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from airflow_spreader.core.keys import is_uuid_image
+from airflow_spreader.core.keys import is_text_image, is_uuid_image
 from airflow_spreader.core.planner import IdRange
 from airflow_spreader.state import scripts
 from airflow_spreader.state.tracker import Tracker, TrackerError
@@ -45,7 +45,8 @@ def skip_range(tracker: Tracker, begin_id: int, end_id: int | None = None) -> Sk
             raise TrackerError(f"backfill {tracker.name!r} has not started: nothing to skip")
         cursor_now, low = int(cursor), int(min_id)
         if is_uuid_image(cursor_now):  # its ranges count no ids (core/keys.py): a skip could not be counted
-            raise SkipError(f"cannot skip in {tracker.name!r}: its key holds UUIDs, whose ranges are not counted in "
+            kind = "text" if is_text_image(cursor_now) else "UUIDs"
+            raise SkipError(f"cannot skip in {tracker.name!r}: its key holds {kind}, whose ranges are not counted in "
                             "ids; skipping is only for integer keys")
         if cursor_now < low:
             return Skipped(None, cursor_now, cursor_now)

@@ -17,13 +17,16 @@ from typing import Any
 
 import redis
 
+from airflow_spreader.core.carving import Carve
 from airflow_spreader.core.config import ConfigError
-from airflow_spreader.core.keys import key_label
+from airflow_spreader.core.keys import is_text_image, key_label
 from airflow_spreader.core.names import checkpoint_variable, config_variable
+from airflow_spreader.cycle.plan import key_carver
 from airflow_spreader.sql.boundaries import RowCarver
 from airflow_spreader.sql.table import SourceTable
 from airflow_spreader.state.checkpoint import Checkpoint
 from airflow_spreader.state.source_record import recorded_source
+from airflow_spreader.state.text_keys import TextCarver, key_labels
 from airflow_spreader.state.tracker import Tracker, TrackerError
 from airflow_spreader.tools import cli_config, cli_redo, cli_resume, cli_skip, cli_status
 from airflow_spreader.tools.cli_errors import CliError
@@ -169,11 +172,12 @@ def run_restore(console: Console) -> int:
         raise CliError(f"{name} finished (checkpoint {checkpoint.at}): nothing to restore; to run it again from "
                        f"the top, delete the Variable {key}")
     checkpoint.restore(tracker)
+    top = f"key {key_labels(tracker).key(checkpoint.low_water)!r} down" if checkpoint.text_key \
+        else f"id {checkpoint.low_water} down to {checkpoint.min_id}"
     console.emit({"backfill": name, "restored": True, "cursor": checkpoint.low_water, "min_id": checkpoint.min_id,
-                  "checkpoint_at": checkpoint.at},
-                 f"Restored {name} from its checkpoint of {checkpoint.at}: the next cycle plans from id "
-                 f"{checkpoint.low_water} down to {checkpoint.min_id} (ids done after the checkpoint are done "
-                 f"again). Trigger it: airflow dags trigger {console.dag_id}")
+                  "cursor_label": key_labels(tracker).key(checkpoint.low_water), "checkpoint_at": checkpoint.at},
+                 f"Restored {name} from its checkpoint of {checkpoint.at}: the next cycle plans from {top} "
+                 f"(ids done after the checkpoint are done again). Trigger it: airflow dags trigger {console.dag_id}")
     return 0
 
 
@@ -190,25 +194,31 @@ def run_plan(console: Console) -> int:
     carve = rows_carver(console, tracker, cfg.batch_size) if cfg.batching == "rows" else None
     claim = tracker.preview_cycle(batch_size=cfg.batch_size, per_second=cfg.per_second, duration=cfg.duration,
                                   begin_at=now, after_previous=True, carve=carve)  # as the plan task would claim it
-    batches = [{"run_at": b.run_at.isoformat(), "begin_id": b.begin_id, "end_id": b.end_id, "replanned": b.replanned}
-               for b in claim.batches]
+    labels = key_labels(tracker, carve.planned if isinstance(carve, TextCarver) else None)  # nothing is minted
+    batches = [{"run_at": b.run_at.isoformat(), "begin_id": b.begin_id, "end_id": b.end_id, "replanned": b.replanned,
+                "label": labels.range(b.id_range), "end_label": labels.key(b.end_id)} for b in claim.batches]
     begin_at = claim.begin_at or now
     data = {"backfill": args.name, "begin_at": begin_at.isoformat(), "on_peak": cfg.peak_schedule.is_on_peak(begin_at),
             "per_second": cfg.per_second(begin_at),
             "duration": cfg.duration, "batching": cfg.batching, "stopped": claim.stopped,
-            "cursor_before": claim.cursor_before, "cursor_after": claim.cursor_after, "batches": batches}
+            "cursor_before": claim.cursor_before, "cursor_after": claim.cursor_after,
+            "cursor_before_label": None if claim.cursor_before is None else labels.key(claim.cursor_before),
+            "cursor_after_label": None if claim.cursor_after is None else labels.key(claim.cursor_after),
+            "batches": batches}
     console.emit(data, plan_text(data, claim.replanned, status_model.display_zone(cfg)))
     return 0
 
 
-def rows_carver(console: Console, tracker: Tracker, batch_size: int) -> RowCarver:
-    """``"rows"`` batching reads the boundaries from the table the last plan recorded."""
+def rows_carver(console: Console, tracker: Tracker, batch_size: int) -> Carve:
+    """``"rows"`` batching reads the boundaries from the table the last plan recorded (a text key's with a
+    TextCarver, whose texts are only shown: a preview mints nothing)."""
     source = recorded_source(tracker)
     if source is None:
         raise CliError(f"cannot preview \"rows\" batching of {tracker.name}: no plan has recorded its source table "
                        "yet (the DAG's next plan does)")
     table = SourceTable(source.table, source.key)
-    return RowCarver(console.airflow.source_engine(source.conn_id), table, batch_size)
+    engine = console.airflow.source_engine(source.conn_id)
+    return key_carver(RowCarver(engine, table, batch_size), tracker, engine, table)
 
 
 def plan_text(data: dict[str, Any], replanned: int, zone: tzinfo) -> str:
@@ -218,14 +228,16 @@ def plan_text(data: dict[str, Any], replanned: int, zone: tzinfo) -> str:
     if data["stopped"]:
         return f"{head}\n  nothing: the backfill is stopped ({PROG} go {data['backfill']})"
     if not data["batches"]:
-        return f"{head}\n  nothing left to plan (cursor {key_label(data['cursor_before'])})"
+        return f"{head}\n  nothing left to plan (cursor {data['cursor_before_label']})"
     lines = [head, f"  {len(data['batches'])} batches ({replanned} re-planned), cursor "
-                   f"{key_label(data['cursor_before'])} -> {key_label(data['cursor_after'])}",
-             f"  {'time':<19}  {'begin_id':>12}  {'end_id':>12}"]
+                   f"{data['cursor_before_label']} -> {data['cursor_after_label']}"]
+    texts = any(is_text_image(batch["end_id"]) for batch in data["batches"])
+    lines.append(f"  {'time':<19}  " + ("keys (above..up to)" if texts else f"{'begin_id':>12}  {'end_id':>12}"))
     for batch in data["batches"]:
         at = datetime.fromisoformat(batch["run_at"]).astimezone(zone).strftime("%Y-%m-%d %H:%M:%S")
-        lines.append(f"  {at:<19}  {key_label(batch['begin_id']):>12}  {key_label(batch['end_id']):>12}"
-                     + ("  re-planned" if batch["replanned"] else ""))
+        keys = batch["label"] if texts else (f"{key_label(batch['begin_id']):>12}  "
+                                            f"{key_label(batch['end_id']):>12}")
+        lines.append(f"  {at:<19}  {keys}" + ("  re-planned" if batch["replanned"] else ""))
     return "\n".join(lines)
 
 

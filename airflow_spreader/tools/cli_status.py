@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import datetime, tzinfo
 from typing import Any
 
-from airflow_spreader.core.keys import key_label
 from airflow_spreader.core.planner import IdRange
 from airflow_spreader.tools.readmodel.governor import HISTORY_SHOWN
 from airflow_spreader.tools.readmodel.status import BackfillStatus
@@ -58,7 +57,7 @@ def render(status: BackfillStatus) -> str:
         if p.counts_rows:
             guess = ("~", " (an estimate from the table's statistics until the walk reaches the bottom)") \
                 if p.rows_total_is_estimate else ("", "")
-            key_at = None if p.cursor is None else key_label(p.cursor)  # a UUID key reads as its UUID
+            key_at = None if p.cursor is None else status.key_label(p.cursor)  # a UUID or text key reads as itself
             lines.append(f"  progress  {bar(p.fraction_done)}  {p.rows_done:,} of {guess[0]}{p.rows_total:,} rows"
                          f"{guess[1]}; batches of rows, key now at {key_at}{skipped and f' ({skipped[2:]} ids)'}")
         else:
@@ -91,7 +90,7 @@ def render(status: BackfillStatus) -> str:
         lines.append(f"  verified  {status.verification_text}")
     for failed in status.failed[:FAILED_SHOWN]:
         error = (failed.error.splitlines() or [""])[0][:100]
-        span = IdRange(failed.begin_id, failed.end_id).label  # a UUID key's range reads UUID..UUID
+        span = status.range_label(IdRange(failed.begin_id, failed.end_id))  # UUID..UUID, (text..text]
         lines.append(f"  failed    {span}  {plural(failed.attempts, 'attempt')}  {error}")
     if len(status.failed) > FAILED_SHOWN:
         lines.append(f"  failed    ... {len(status.failed) - FAILED_SHOWN} more (see --json)")
@@ -138,7 +137,7 @@ def quarantine_lines(status: BackfillStatus) -> list[str]:
              f"fix the work, then retry-failed {status.name})"]
     for key in status.quarantined[:FAILED_SHOWN]:
         error = (key.error.splitlines() or [""])[0][:100]
-        lines.append(f"  quarantine {key_label(key.key)}  {plural(key.attempts, 'attempt')}  {error}")
+        lines.append(f"  quarantine {key.to_dict()['label']}  {plural(key.attempts, 'attempt')}  {error}")
     if count > FAILED_SHOWN:
         lines.append(f"  quarantine ... {count - FAILED_SHOWN:,} more (see --json)")
     return lines

@@ -61,18 +61,6 @@ def test_an_empty_table_finishes_at_once_and_says_so(source: Source, capfd: pyte
 
 
 @pytest.mark.parametrize("source", ["sqlite"], indirect=True)
-def test_a_table_keyed_by_text_that_is_not_a_uuid_is_refused(source: Source, capfd: pytest.CaptureFixture) -> None:
-    with source.engine.begin() as conn:
-        conn.execute(sa.text(f"DROP TABLE IF EXISTS {TABLE}"))
-        conn.execute(sa.text(f"CREATE TABLE {TABLE} (id TEXT PRIMARY KEY, counter INTEGER)"))
-        conn.execute(sa.text(f"INSERT INTO {TABLE} VALUES ('a', 0)"))
-    source.set_config(**GOOD)
-    failed_with(source, capfd, "key column 'id' of table 'spreader_items' has max value: key value 'a' is not a UUID "
-                               "in canonical text")
-    assert not source.tracker.is_started()
-
-
-@pytest.mark.parametrize("source", ["sqlite"], indirect=True)
 def test_an_unreachable_source_database_is_named(source: Source, capfd: pytest.CaptureFixture,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AIRFLOW_CONN_SPREADER_TEST_SQLITE", json.dumps(

@@ -12,6 +12,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 
+from airflow_spreader.core.keys import TEXT_MIN, TEXT_TOP
 from airflow_spreader.sql import SourceTable, TableBounds, TableError, inspect_table, range_clause, sa_table
 from airflow_spreader.state.tracker import Tracker
 from tests.conftest import MARIADB_URL, POSTGRES_URL
@@ -128,16 +129,15 @@ def test_injected_names_are_unknown_tables_and_run_nothing(
     assert inspect_table(engine, SourceTable(canary)) == TableBounds(1, 2)
 
 
-def test_a_text_key_that_is_not_a_uuid_names_its_value(engine: sa.Engine, tables: sa.MetaData) -> None:
-    table = sa.Table(fresh("codes"), tables, sa.Column("code", sa.String(20), primary_key=True),
+def test_a_text_key_that_is_not_a_uuid_is_bounded_by_handles_and_its_top_text(
+        engine: sa.Engine, tables: sa.MetaData) -> None:
+    table = sa.Table(fresh("codes"), tables, sa.Column("code", sa.String(40), primary_key=True),
                      sa.Column("label", sa.Text))
     table.create(engine)
     with engine.begin() as conn:
-        conn.execute(table.insert(), [{"code": "AB-1"}, {"code": "ZZ-9"}])
-    with pytest.raises(TableError) as raised:
-        inspect_table(engine, SourceTable(table.name, key="code"))
-    assert str(raised.value).startswith(f"key column 'code' of table '{table.name}' has max value: key value "
-                                        "'ZZ-9' is not a UUID in canonical text")
+        conn.execute(table.insert(), [{"code": "AB-1"}, {"code": "ZZ-9"},
+                                      {"code": "0190c8a4-7e1f-4c7b-9a44-3f2d1e0b5a6c"}])
+    assert inspect_table(engine, SourceTable(table.name, key="code")) == TableBounds(TEXT_MIN, TEXT_TOP, "ZZ-9")
 
 
 def test_a_key_neither_integer_nor_uuid_names_its_type(engine: sa.Engine, tables: sa.MetaData) -> None:

@@ -385,6 +385,34 @@ def test_plan_dry_run_shows_rows_batching_boundaries_read_from_the_recorded_tabl
     assert "batches of rows read from the key's index" in capsys.readouterr().out
 
 
+def test_plan_dry_run_of_a_text_key_shows_its_texts_and_mints_nothing(
+        backfill: Backfill, tmp_path: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    import sqlalchemy as sa
+
+    from airflow_spreader.state.source_record import SourceRecord, record_source
+    from airflow_spreader.state.text_keys import TextKeyStore
+
+    engine = sa.create_engine(f"sqlite:///{tmp_path}/words.db")
+    words = ["a", "B", "c", "é", "_x", " a", "zz"]  # SQLite's BINARY order: é zz c a _x B ' a'
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE words (id TEXT PRIMARY KEY)"))
+        conn.execute(sa.text("INSERT INTO words (id) VALUES (:id)"), [{"id": w} for w in words])
+    monkeypatch.setenv("AIRFLOW_CONN_SPREADER_CLI_WORDS", json.dumps({"conn_type": "sqlite",
+                                                                     "host": f"{tmp_path}/words.db"}))
+    backfill.set_variable({**CONFIG, "batch_size": 2, "duration": 2, "batching": "rows"})  # 4 slots
+    store = TextKeyStore(backfill.tracker)
+    backfill.tracker.start(*store.begin("é"))
+    record_source(backfill.tracker, SourceRecord("spreader_cli_words", "words", "id"))
+    minted = store.entries()
+    assert backfill.cli("plan", backfill.name, "--dry-run", "--json") == 0
+    plan = output(capsys)
+    assert [b["label"] for b in plan["batches"]] == ["(c..é]", "(_x..c]", "( a.._x]", "(.. a]"]  # é, zz | c, a | ...
+    assert (plan["cursor_before_label"], plan["cursor_after_label"]) == ("é", "(below all)")
+    assert store.entries() == minted  # a preview mints nothing
+    assert backfill.cli("plan", backfill.name, "--dry-run") == 0
+    assert "  4 batches (0 re-planned), cursor é -> (below all)" in capsys.readouterr().out
+
+
 def test_plan_dry_run_needs_the_configuration(backfill: Backfill, capsys: pytest.CaptureFixture[str]) -> None:
     backfill.tracker.start(max_id=1000)
     assert backfill.cli("plan", backfill.name, "--dry-run") == 1

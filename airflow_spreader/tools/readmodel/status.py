@@ -18,11 +18,13 @@ from airflow_spreader.core.adapt import Pace, scaled_rate
 from airflow_spreader.core.config import SpreadConfig
 from airflow_spreader.core.eta import SAME_PACE, Eta, Observed, estimate, ids_per_second, observe
 from airflow_spreader.core.idle import IdleSpan
+from airflow_spreader.core.keys import key_label
 from airflow_spreader.core.planner import IdRange
 from airflow_spreader.cycle.pace import current_pace
 from airflow_spreader.state.idle import IdleLog
 from airflow_spreader.state.quarantine import Quarantine, QuarantinedKey
 from airflow_spreader.state.records import FailedRange, Progress
+from airflow_spreader.state.text_keys import KeyLabels, key_labels
 from airflow_spreader.state.tracker import Tracker
 from airflow_spreader.state.verification import Verification, VerificationState
 from airflow_spreader.tools.readmodel.governor import GovernorView, read_governor
@@ -97,6 +99,14 @@ class BackfillStatus:
     idle: tuple[IdleSpan, ...] = ()
     #: The governor's rate factor and batch size chosen by the last plan (None: no adaptation on).
     pace: Pace | None = None
+    #: How keys read (a text key's texts come from Redis); None: integers and UUIDs only (core.keys).
+    labels: KeyLabels | None = None
+
+    def key_label(self, key: int) -> str:
+        return key_label(key) if self.labels is None else self.labels.key(key)
+
+    def range_label(self, id_range: IdRange) -> str:
+        return id_range.label if self.labels is None else self.labels.range(id_range)
 
     @property
     def name(self) -> str:
@@ -196,16 +206,18 @@ class BackfillStatus:
                 "ids_left_above": p.ids_left_above}
 
     def to_dict(self) -> dict[str, Any]:
+        p = self.progress
         return {
             "backfill": self.name, "dag_id": self.dag_id, "state": self.state, "now": self.now.isoformat(),
-            "progress": {**self.progress.to_dict(), "attempts_lost": self.attempts_lost},
+            "progress": {**self.progress.to_dict(), "attempts_lost": self.attempts_lost,
+                         "cursor_label": None if p.cursor is None else self.key_label(p.cursor)},
             "halt": None if self.halt is None else {"reason": self.halt.reason, "message": self.halt.text,
                                                     "at": self.halt.at.isoformat() if self.halt.at else None},
             "ids_per_second": {"recent": self.observed.ids_per_second, "recent_seconds": self.observed.seconds,
                                "since_start": self.since_start},
             "passes": self.passes(), "in_force": self.in_force(), "eta": self.eta.to_dict(self.now),
             "failed_ranges": [{"begin_id": f.begin_id, "end_id": f.end_id, "attempts": f.attempts, "error": f.error,
-                               "label": IdRange(f.begin_id, f.end_id).label,
+                               "label": self.range_label(IdRange(f.begin_id, f.end_id)),
                                "failed_at": f.failed_at.isoformat() if f.failed_at else None} for f in self.failed],
             "quarantine": {"count": self.progress.keys_quarantined, "listed": len(self.quarantined),
                            "keys": [q.to_dict() for q in self.quarantined]},
@@ -231,4 +243,5 @@ def gather(tracker: Tracker, airflow: AirflowSource, dag_id: str, now: datetime,
         observed=observe(tracker.done_per_minute(), now, minutes=window_minutes, started_at=progress.started_at),
         config=config, paused=airflow.is_paused(dag_id), governor=read_governor(tracker, now, pace),
         idle=tuple(IdleLog(tracker.redis, tracker.name, clock=now.timestamp).spans()), pace=pace,
+        labels=key_labels(tracker),
     )
