@@ -22,6 +22,7 @@ import psutil
 import redis
 import sqlalchemy as sa
 
+from airflow_spreader.state.adapt import AdaptState
 from airflow_spreader.state.governor import GovernorState
 from airflow_spreader.state.tracker import Tracker
 from bench.common import ROOT
@@ -59,6 +60,7 @@ class Phase:
     checks: int = 0
     timed_out: bool = False
     reasons: list[str] = field(default_factory=list)  # the governor's hold reasons, oldest first
+    factors: list[tuple[float, float]] = field(default_factory=list)  # (epoch, rate factor) as planned
 
     @property
     def rows(self) -> int:
@@ -153,7 +155,11 @@ class GovernorBench:
         client.trigger(DAG_ID)
         deadline = time.monotonic() + timeout
         timed_out = False
+        adapt, factors = AdaptState(self.tracker.redis, DAG_ID), list[tuple[str | None, float, float]]()
         while not self.tracker.progress().finished:
+            planned = adapt.load()
+            if planned is not None and (not factors or planned.planned_for != factors[-1][0]):
+                factors.append((planned.planned_for, time.time(), planned.factor))
             if time.monotonic() > deadline:
                 timed_out = True
                 self.tracker.stop()  # batches not started hand their ranges back
@@ -168,8 +174,9 @@ class GovernorBench:
         start = min((b.started for b in batches), default=time.time())
         end = max((b.ended for b in batches), default=start)
         phase = Phase(name, label, config["per_second_on_peak"], start, end, batches, timed_out=timed_out)
+        phase.factors = [(at, factor) for _, at, factor in factors]
         if record is not None:
-            phase.holds = sum(1 for entry in history if entry.decision == "hold")
+            phase.holds = state.holds()
             phase.held_seconds, phase.checks = record.held_seconds, record.checks
             phase.reasons = [entry.reason for entry in reversed(history) if entry.decision == "hold"]
         print(f"    {name}: {len(batches)} batches, {phase.rows_per_second:,.0f} rows/s over "
