@@ -276,7 +276,7 @@ def analysis(measured: dict[str, Measured], best: Measured | None, gov: Measured
         f"{busy.share_within:.0%} within ({len(busy.seconds)} s), those with none {idle.share_within:.0%} "
         f"({len(idle.seconds)} s)"
         + (": the seconds (d) missed are as often seconds in which no batch ran, i.e. the machine's, not the "
-           "backfill's." if idle.seconds and idle.share_within <= busy.share_within + 0.1 else "."))
+           "backfill's." if idle.seconds and idle.share_within <= busy.share_within + 0.05 else "."))
     lines.append(
         "Where its rate goes: (1) a hold costs at least 5 s (a held task defers at least "
         "`HOLD_MIN_SECONDS`) and the batches that fell due meanwhile go to the next cycle; (2) the factor reacts "
