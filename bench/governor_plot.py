@@ -38,7 +38,8 @@ def pyplot() -> ModuleType | None:
     return None
 
 
-def plot(path: Path, phases: list[Phase], latencies: dict[int, list[float]], ceiling: float) -> bool:
+def plot(path: Path, phases: list[Phase], latencies: dict[int, list[float]], ceiling: float,
+         batch_size: int = 0) -> bool:
     """Write the PNG; False when matplotlib is not available."""
     plt = pyplot()
     if plt is None:
@@ -58,7 +59,13 @@ def plot(path: Path, phases: list[Phase], latencies: dict[int, list[float]], cei
     top.legend(loc="upper right", fontsize=8)
     span = range(int(t0), int(max(seconds[-1], max(rows, default=0))) + 1)
     bottom.bar([s - t0 for s in span], [rows.get(s, 0) for s in span], width=1.0, color="tab:green")
+    for phase in phases:  # the governor's rate in force: the ceiling times the factor each plan chose
+        if phase.factors and phase.per_second and batch_size:
+            ends = [at for at, _ in phase.factors[1:]] + [phase.end]
+            for (at, factor), end in zip(phase.factors, ends, strict=True):
+                bottom.hlines(factor * phase.per_second * batch_size, at - t0, end - t0, color="tab:orange", lw=1.2)
     bottom.set_ylabel("backfill rows/s")
+    bottom.set_yscale("symlog", linthresh=1000)
     bottom.set_xlabel("seconds since the baseline started")
     for phase in phases:
         for axis in (top, bottom):

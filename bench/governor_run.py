@@ -22,6 +22,7 @@ import psutil
 import redis
 import sqlalchemy as sa
 
+from airflow_spreader.state.adapt import AdaptState
 from airflow_spreader.state.governor import GovernorState
 from airflow_spreader.state.tracker import Tracker
 from bench.common import ROOT
@@ -29,6 +30,7 @@ from bench.harness import redis_connection
 from bench.pgbench_load import Pgbench, Workload, start_server
 from devtools.embedded import EmbeddedRedis
 from devtools.replica import StreamingPair
+from devtools.rest import AirflowApiError
 from devtools.stack import AirflowStack
 
 DAG_ID = "spreader_governor_bench"
@@ -59,6 +61,7 @@ class Phase:
     checks: int = 0
     timed_out: bool = False
     reasons: list[str] = field(default_factory=list)  # the governor's hold reasons, oldest first
+    factors: list[tuple[float, float]] = field(default_factory=list)  # (epoch, rate factor) as planned
 
     @property
     def rows(self) -> int:
@@ -153,7 +156,11 @@ class GovernorBench:
         client.trigger(DAG_ID)
         deadline = time.monotonic() + timeout
         timed_out = False
+        adapt, factors = AdaptState(self.tracker.redis, DAG_ID), list[tuple[str | None, float, float]]()
         while not self.tracker.progress().finished:
+            planned = adapt.load()
+            if planned is not None and (not factors or planned.planned_for != factors[-1][0]):
+                factors.append((planned.planned_for, time.time(), planned.factor))
             if time.monotonic() > deadline:
                 timed_out = True
                 self.tracker.stop()  # batches not started hand their ranges back
@@ -168,8 +175,9 @@ class GovernorBench:
         start = min((b.started for b in batches), default=time.time())
         end = max((b.ended for b in batches), default=start)
         phase = Phase(name, label, config["per_second_on_peak"], start, end, batches, timed_out=timed_out)
+        phase.factors = [(at, factor) for _, at, factor in factors]
         if record is not None:
-            phase.holds = sum(1 for entry in history if entry.decision == "hold")
+            phase.holds = state.holds()
             phase.held_seconds, phase.checks = record.held_seconds, record.checks
             phase.reasons = [entry.reason for entry in reversed(history) if entry.decision == "hold"]
         print(f"    {name}: {len(batches)} batches, {phase.rows_per_second:,.0f} rows/s over "
@@ -187,9 +195,10 @@ class GovernorBench:
             if not active:
                 return
             if time.monotonic() > deadline:
-                for run in active:
-                    client.request("PATCH", f"/api/v2/dags/{DAG_ID}/dagRuns/{quote(run['dag_run_id'], safe='')}",
-                                   json_body={"state": "failed"}, params={"update_mask": ["state"]})
+                for run in active:  # best effort: under load the API's database may refuse (HTTP 500)
+                    with contextlib.suppress(AirflowApiError):
+                        client.request("PATCH", f"/api/v2/dags/{DAG_ID}/dagRuns/{quote(run['dag_run_id'], safe='')}",
+                                       json_body={"state": "failed"}, params={"update_mask": ["state"]})
                 time.sleep(3)
                 return
             time.sleep(0.5)

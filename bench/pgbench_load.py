@@ -42,6 +42,8 @@ def start_server(port: int | None, scale: int) -> StreamingPair:
         with engine.connect() as conn:
             conn.execute(sa.text("CREATE TABLE governor_bench_batches (begin_id BIGINT, end_id BIGINT, "
                                  "rows BIGINT, started DOUBLE PRECISION, ended DOUBLE PRECISION)"))
+            conn.execute(sa.text("CREATE TABLE governor_bench_heartbeat (id INT PRIMARY KEY, beat BIGINT)"))
+            conn.execute(sa.text("INSERT INTO governor_bench_heartbeat VALUES (1, 0)"))  # the governor's probe
             conn.execute(sa.text("VACUUM ANALYZE"))
         engine.dispose()
     except BaseException:

@@ -200,8 +200,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--metadata", choices=("sqlite", "postgres"), default="sqlite",
                         help="Airflow's metadata database (postgres: a fresh database on --postgres-url's server)")
     parser.add_argument("--no-profile", dest="profile", action="store_false", help="skip the py-spy profile")
-    parser.add_argument("--governor-adaptive", action="store_true",
-                        help="governor benchmark: turn on adaptive_rate in (d) (needs a governor that has it)")
+    parser.add_argument("--governor-hold-only", action="store_true",
+                        help="governor benchmark: (d) without adaptive_rate (hold only)")
     parser.add_argument("--private-ports", type=int, default=None, metavar="PORT",
                         help="governor benchmark: its PostgreSQL on PORT, its Redis on PORT+1 (default: free ports)")
     args = parser.parse_args(argv)
@@ -245,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
             sections += with_load(load, lambda: [timed("rows batching", lambda: rows_planning.run(
                 postgres, redis_url, args.quick))])
         if "governor" in only:
-            governor_cost.ADAPTIVE_RATE = governor_cost.ADAPTIVE_RATE or args.governor_adaptive
+            governor_cost.ADAPTIVE_RATE = governor_cost.ADAPTIVE_RATE and not args.governor_hold_only
             sections += with_load(load, lambda: [timed("governor cost (pgbench)", lambda: governor_cost.run(
                 workdir, args.quick, args.private_ports, args.out.parent))])
     finally:

@@ -4,9 +4,12 @@ Pure functions, applied by the plan once per cycle (cycle/pace.py):
 
 - Rate: the rate in force is the calendar's on/off-peak rate times a factor in (0, 1]. Each hold since
   the last plan halves it (multiplicative decrease, floor ``RATE_FLOOR``); a cycle planned with no hold
-  since the last one, and the governor not holding, adds ``RATE_INCREASE`` (additive increase, capped
-  at 1). AIMD, as TCP: a backfill settles just under the rate at which the database starts to hold it,
-  and the calendar's rate stays the ceiling since the factor never exceeds 1.
+  since the last one, and the governor not holding, adds ``RATE_INCREASE`` or the factor itself,
+  whichever is less (capped at 1): below 0.1 the factor doubles per healthy cycle (TCP's slow start),
+  above it grows by 0.1 (additive increase). AIMD, as TCP: a backfill settles just under the rate at
+  which the database starts to hold it, and the calendar's rate stays the ceiling since the factor never
+  exceeds 1. The step is bounded by the factor so that a ceiling far above what the database takes
+  (a factor settling at 0.02, say) is not overshot five-fold by one step of 0.1.
 - Batch size: with ``target_batch_seconds``, the size follows ``target / seconds per unit`` (an id, or
   a row in "rows" batching), the seconds per unit smoothed over cycles (EWMA), within
   ``min_batch_size..max_batch_size`` and at most x``BATCH_STEP`` or /``BATCH_STEP`` per cycle.
@@ -24,9 +27,9 @@ from airflow_spreader.core.rules import MAX_BATCH_SIZE
 
 #: Each hold multiplies the factor by this.
 RATE_DECREASE = 0.5
-#: The factor never goes below this (a backfill is slowed, never stalled, by the factor).
-RATE_FLOOR = 0.05
-#: A healthy cycle adds this to the factor (up to 1).
+#: The factor never goes below this (a backfill is slowed, never stalled, by the factor): 1% of the ceiling.
+RATE_FLOOR = 0.01
+#: A healthy cycle adds this to the factor, or the factor itself when smaller (up to 1).
 RATE_INCREASE = 0.1
 #: A batch size moves by at most this ratio per cycle, up or down.
 BATCH_STEP = 2.0
@@ -50,12 +53,13 @@ class Pace:
 
 
 def next_factor(factor: float, holds: int, healthy: bool) -> float:
-    """The factor for the next cycle: halved per hold since the last plan, +0.1 after a healthy cycle."""
+    """The factor for the next cycle: halved per hold since the last plan; after a healthy cycle, +0.1 or
+    doubled, whichever is less."""
     factor = min(1.0, max(RATE_FLOOR, factor)) if math.isfinite(factor) else 1.0
     if holds > 0:
         return max(RATE_FLOOR, factor * RATE_DECREASE ** min(holds, 64))
     if healthy:
-        return min(1.0, round(factor + RATE_INCREASE, 6))
+        return min(1.0, round(factor + min(RATE_INCREASE, factor), 6))
     return factor
 
 

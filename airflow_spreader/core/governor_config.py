@@ -27,7 +27,7 @@ DEFAULT_SAMPLES = 3
 MAX_SAMPLES = 20
 #: ``package.module.function`` or ``package.module:function``.
 DOTTED_PATH = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*([.:][A-Za-z_][\w]*)$")
-SIGNAL_FIELDS = ("kind", "name", "conn_id", "hold_above", "stop_above", "query", "samples", "callable")
+SIGNAL_FIELDS = ("kind", "name", "conn_id", "hold_above", "stop_above", "query", "samples", "commit", "callable")
 #: The adaptation's fields (core/adapt.py): the batch size towards a target time, the rate's AIMD factor.
 ADAPT_FIELDS = ("target_batch_seconds", "min_batch_size", "max_batch_size", "adaptive_rate")
 GOVERNOR_FIELDS = ("health_interval", "signals", *ADAPT_FIELDS)
@@ -51,6 +51,9 @@ class Signal:
     samples: int = DEFAULT_SAMPLES
     callable: str | None = None
     name: str | None = None
+    #: probe_latency only: each sample is its own transaction, timed to the end of its commit (a write's
+    #: WAL flush), not one transaction whose statements alone are timed.
+    commit: bool = False
 
     @property
     def label(self) -> str:
@@ -64,6 +67,8 @@ class Signal:
                 data[key] = getattr(self, key)
         if self.kind == "probe_latency":
             data["samples"] = self.samples
+        if self.commit:
+            data["commit"] = True
         return data
 
     @classmethod
@@ -95,7 +100,8 @@ class Signal:
             return None
         return cls(kind=kind, hold_above=hold, stop_above=stop, conn_id=data.get("conn_id"),  # type: ignore[arg-type]
                    query=data.get("query", DEFAULT_PROBE if kind == "probe_latency" else None),
-                   samples=data.get("samples", DEFAULT_SAMPLES), callable=data.get("callable"), name=name)
+                   samples=data.get("samples", DEFAULT_SAMPLES), callable=data.get("callable"), name=name,
+                   commit=data.get("commit", False))
 
     @staticmethod
     def _check_source(kind: str, data: Mapping[str, Any], where: str, problems: dict[str, str]) -> None:
@@ -123,6 +129,9 @@ class Signal:
                                     not isinstance(samples, int) or not 1 <= samples <= MAX_SAMPLES):
             problems[f"{where}.samples"] = (f"must be an integer from 1 to {MAX_SAMPLES}, for probe_latency only, "
                                             f"got {samples!r}")
+        commit = data.get("commit")
+        if commit is not None and (kind != "probe_latency" or not isinstance(commit, bool)):
+            problems[f"{where}.commit"] = f"must be true or false, for probe_latency only, got {commit!r}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +151,11 @@ class GovernorConfig:
     def adapts(self) -> bool:
         """Whether the plan adapts the rate or the batch size (cycle/pace.py)."""
         return self.adaptive_rate or self.target_batch_seconds is not None
+
+    @property
+    def sizes_batches(self) -> bool:
+        """Whether the batch size follows the batches' measured times: only then do they record them."""
+        return self.target_batch_seconds is not None
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"health_interval": self.health_interval,

@@ -57,12 +57,19 @@ class CycleSummary:
 
 @dataclass(frozen=True, slots=True)
 class BatchGroup:
-    """The batches one task instance runs: ``to_xcom`` is its ``expand_kwargs`` entry (``batches=[...]``)."""
+    """The batches one task instance runs: ``to_xcom`` is its ``expand_kwargs`` entry (``batches=[...]``, and
+    ``measure_times=True`` when the governor sizes batches from their measured times)."""
 
     batches: tuple[ClaimedBatch, ...]
+    #: Whether each batch done adds its time to the sums target_batch_seconds reads (state/adapt.py): a
+    #: write to Redis per batch, skipped when nothing reads it.
+    measure_times: bool = False
 
     def to_xcom(self) -> dict[str, Any]:
-        return {"batches": [batch.to_dict() for batch in self.batches]}
+        entry: dict[str, Any] = {"batches": [batch.to_dict() for batch in self.batches]}
+        if self.measure_times:
+            entry["measure_times"] = True
+        return entry
 
     @classmethod
     def from_xcom(cls, batches: list[dict[str, Any]]) -> BatchGroup:

@@ -26,7 +26,7 @@ def _rate_change(old: float, new: float, holds: int, now: datetime) -> LoggedDec
     if new == old:
         return None
     why = (f"{holds} hold{'s' if holds > 1 else ''} since the last cycle: x{0.5 ** holds:g}" if holds else
-           "healthy since the last cycle: +0.1")
+           f"healthy since the last cycle: +{round(new - old, 6):g}")
     return LoggedDecision(now, factor_text(old), factor_text(new), f"rate factor: {why}", "rate_factor")
 
 

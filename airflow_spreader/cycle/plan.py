@@ -143,7 +143,9 @@ def plan_next_cycle(tracker: Tracker, config: SpreadConfig, now: datetime, *,
     per_second = claim.per_second if claim.per_second is not None else rate(begin_at)
     length = (claim.end_at - begin_at).total_seconds() if claim.end_at else float(config.duration)
     progress = tracker.progress()
-    groups = tuple(BatchGroup(tuple(group)) for group in group_batches(claim.batches, config.max_tasks_per_cycle))
+    measure = config.governor is not None and config.governor.sizes_batches
+    groups = tuple(BatchGroup(tuple(group), measure)
+                   for group in group_batches(claim.batches, config.max_tasks_per_cycle))
     summary = CycleSummary(
         begin_at=begin_at, duration=length, lead_seconds=float(config.lead_seconds), per_second=float(per_second),
         on_peak=config.peak_schedule.is_on_peak(begin_at), batches=len(claim.batches), replanned=claim.replanned,

@@ -88,6 +88,21 @@ def probe_latency(connection: sa.Connection, query: str, samples: int) -> float:
     return float(statistics.median(timings))
 
 
+def committed_probe_latency(engine: sa.Engine, query: str, samples: int) -> float:
+    """The median of ``samples`` timings of ``query`` each in its own transaction, to the end of its commit:
+    what a production write pays, WAL flush included (a backfill's big writes delay it; a read does not see
+    that)."""
+    timings = []
+    with engine.connect() as connection:
+        for _ in range(samples):
+            began = time.perf_counter()
+            with connection.begin():
+                _guard(connection)
+                connection.execute(sa.text(query))
+            timings.append((time.perf_counter() - began) * 1000)
+    return float(statistics.median(timings))
+
+
 def scalar(connection: sa.Connection, query: str) -> float:
     """The one number the query returns."""
     value = connection.execute(sa.text(query)).scalar_one()
@@ -115,6 +130,9 @@ def read(signal: Signal) -> float:
         return float(value)
     assert signal.conn_id is not None
     engine = SourceDatabaseHook(signal.conn_id).get_conn()
+    if signal.kind == "probe_latency" and signal.commit:
+        assert signal.query is not None
+        return committed_probe_latency(engine, signal.query, signal.samples)
     with engine.begin() as connection:
         _guard(connection)
         if signal.kind == "replica_lag":

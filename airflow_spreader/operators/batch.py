@@ -61,6 +61,9 @@ class SpreadBatchOperator(TimedWaits):
     A range that fails its last try is split in two, each half re-queued as its own batch, until the failing
     rows stand alone and are quarantined (state.quarantine); a range with no success ``max_split_depth``
     levels down is kept whole as a failed range (0: never split).
+
+    ``measure_times`` (set by the plan when the governor's ``target_batch_seconds`` is on) adds each batch's
+    time to the sums the next plan sizes batches by; off, a batch writes nothing for the adaptation.
     """
 
     ui_color = "#fef7e0"
@@ -79,6 +82,7 @@ class SpreadBatchOperator(TimedWaits):
         work: BatchWork | None = None,
         ledger_table: str | None = DEFAULT_LEDGER_TABLE,
         max_split_depth: int = DEFAULT_MAX_SPLIT_DEPTH,
+        measure_times: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -89,6 +93,7 @@ class SpreadBatchOperator(TimedWaits):
         self.work = work
         self.ledger_table = ledger_table
         self.max_split_depth = check_max_split_depth(max_split_depth)
+        self.measure_times = measure_times
 
     @property
     def id_ranges(self) -> str:
@@ -224,11 +229,12 @@ class SpreadBatchOperator(TimedWaits):
     def record_done(self, tracker: Tracker, batch: ClaimedBatch, rows: int | None, started: float, *,
                     measured: bool = True) -> None:
         """Redis hears of the commit (and a bisection of its range moves on); the metrics follow. A batch whose
-        work ran (``measured``) adds its time to what target_batch_seconds sizes the next cycle by."""
+        work ran (``measured``) adds its time to what target_batch_seconds sizes the next cycle by, when the
+        plan asked for it (``measure_times``: the governor sizes batches); otherwise nothing is written."""
         seconds = time.monotonic() - started
         tracker.complete(batch, rows)
         Quarantine(tracker, self.max_split_depth).after_done(batch)
-        if measured:
+        if measured and self.measure_times:
             AdaptState(tracker.redis, tracker.name).record_batch(seconds, batch.id_range.counted, rows)
         metrics.batch_done(self.backfill, ids=batch.id_range.counted, rows=rows, seconds=seconds)
 

@@ -75,6 +75,7 @@ def test_a_hold_halves_the_rate_factor_and_healthy_cycles_grow_it_back(adapted: 
 
     first = run_cycle()  # healthy: 2/s for 2 s, 4 batches
     assert batches_between(adapted, first, 5) == 4
+    assert not adapted.tracker.redis.exists(adapted.tracker.keys.batch_times)  # no target: no time recorded
     driver = threading.Thread(target=hold_for_a_second, daemon=True)
     driver.start()
     run_cycle()  # held a second in the middle: the batches due then are handed back
@@ -109,6 +110,8 @@ def test_the_batch_size_moves_towards_target_batch_seconds_within_its_bounds(ada
     sizes: list[int] = []
     while not adapted.tracker.progress().finished:
         run_cycle()
+        if not sizes:  # the first cycle's batches recorded their times for the next plan
+            assert adapted.tracker.redis.hget(adapted.tracker.keys.batch_times, "batches") is not None
         record = pace.load()
         assert record is not None
         sizes.append(record.batch_size)

@@ -124,6 +124,11 @@ def test_postgres_probe_latency_rises_behind_a_lock(primary: str, monkeypatch: p
     holder.join()
     assert blocked is not None and blocked >= 1000  # milliseconds
     assert reading("probe_latency", "governor_pg", samples=5)[0] is not None  # SELECT 1 by default
+    # commit: each sample its own transaction, timed with its commit (3 transaction ids, not one)
+    write = {"query": "INSERT INTO probe_t VALUES (txid_current()::int)", "samples": 3, "commit": True}
+    assert reading("probe_latency", "governor_pg", **write)[0] is not None
+    with sa.create_engine(primary).connect() as conn:
+        assert conn.execute(sa.text("SELECT count(DISTINCT id), count(*) FROM probe_t")).one() == (3, 3)
 
 
 @pytest.mark.mariadb

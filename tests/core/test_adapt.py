@@ -34,7 +34,7 @@ def test_the_factor_stays_in_its_bounds_whatever_the_holds(start: float, history
         if holds:
             assert factor <= before  # a hold never speeds it up
         elif healthy:
-            assert before <= factor <= before + 0.1 + 1e-6  # an additive step up (rounded to 6 digits)
+            assert before <= factor <= before + min(0.1, before) + 1e-6  # +0.1, or x2 below 0.1 (6 digits)
         else:
             assert factor == before
 
@@ -42,10 +42,18 @@ def test_the_factor_stays_in_its_bounds_whatever_the_holds(start: float, history
 def test_each_hold_halves_the_factor_down_to_the_floor_and_healthy_cycles_add_a_tenth() -> None:
     assert next_factor(1.0, 1, healthy=False) == 0.5
     assert next_factor(1.0, 2, healthy=True) == 0.25
-    assert next_factor(0.06, 1, healthy=False) == RATE_FLOOR
+    assert next_factor(RATE_FLOOR * 1.2, 1, healthy=False) == RATE_FLOOR
     assert next_factor(0.5, 0, healthy=True) == 0.6
     assert next_factor(0.95, 0, healthy=True) == 1.0
     assert next_factor(0.5, 0, healthy=False) == 0.5  # held now (or no check yet): no growth
+
+
+def test_below_a_tenth_a_healthy_cycle_doubles_the_factor_instead_of_adding_a_tenth() -> None:
+    """A ceiling 50x what the database takes settles near 0.02: a step of 0.1 would overshoot it six-fold."""
+    steps = [RATE_FLOOR]
+    for _ in range(5):
+        steps.append(next_factor(steps[-1], 0, healthy=True))
+    assert steps == [0.01, 0.02, 0.04, 0.08, 0.16, 0.26]
 
 
 @given(st.floats(min_value=1 / 86_400, max_value=1_000), factors,

@@ -25,12 +25,15 @@ def test_a_governor_in_the_variable_round_trips() -> None:
         LAG, {"kind": "active_sessions", "conn_id": "db", "hold_above": 20},
         {"kind": "probe_latency", "conn_id": "db", "hold_above": 50, "samples": 5, "name": "hot lookup",
          "query": "SELECT id FROM accounts WHERE id = 1"},
+        {"kind": "probe_latency", "conn_id": "db", "hold_above": 20, "commit": True,
+         "query": "UPDATE heartbeat SET beat = beat + 1"},
         {"kind": "sql", "conn_id": "db", "hold_above": 1e6, "query": "SELECT count(*) FROM queue"},
         {"kind": "callable", "callable": "mypackage.health:lag", "hold_above": 3}]}
     config = SpreadConfig.from_dict({**REQUIRED, "governor": governor})
     assert config.governor is not None and config.governor.health_interval == 5
-    assert [s.label for s in config.governor.signals] == ["replica lag", "active sessions", "hot lookup", "sql",
-                                                           "callable"]
+    assert [s.label for s in config.governor.signals] == ["replica lag", "active sessions", "hot lookup",
+                                                           "probe latency", "sql", "callable"]
+    assert [s.commit for s in config.governor.signals] == [False, False, False, True, False, False]
     assert SpreadConfig.from_dict(config.to_dict()) == config
     assert SpreadConfig.from_json(config.to_json()) == config
     assert "governor" not in SpreadConfig.from_dict(REQUIRED).to_dict()
@@ -52,6 +55,9 @@ def test_probe_latency_defaults_to_three_samples_of_select_1() -> None:
     ({"signals": [{"kind": "callable", "callable": "not a path", "hold_above": 1}]},
      "governor.signals[0].callable", "dotted path"),
     ({"signals": [{**LAG, "samples": 3}]}, "governor.signals[0].samples", "probe_latency only"),
+    ({"signals": [{**LAG, "commit": True}]}, "governor.signals[0].commit", "probe_latency only"),
+    ({"signals": [{"kind": "probe_latency", "conn_id": "db", "hold_above": 1, "commit": "yes"}]},
+     "governor.signals[0].commit", "true or false"),
     ({"signals": [{**LAG, "colour": "red"}]}, "governor.signals[0].colour", "unknown field"),
     ({"health_interval": 0, "signals": []}, "governor.health_interval", "> 0"),
     ({"health_interval": 5}, "governor.signals", "(required)"),

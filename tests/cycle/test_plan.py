@@ -50,6 +50,16 @@ def test_plan_next_cycle_claims_at_the_rate_and_groups_for_the_task_instances(tr
     assert sorted(regrouped, key=lambda b: -b.end_id) == list(cycle.claim.batches)
 
 
+def test_only_a_governor_that_sizes_batches_asks_the_batch_tasks_to_record_their_times(tracker: Tracker) -> None:
+    """A Redis write per batch only when target_batch_seconds reads it (adaptive_rate alone does not)."""
+    tracker.start(max_id=1000)
+    governors = {"rate": {"signals": [], "adaptive_rate": True}, "size": {"signals": [], "target_batch_seconds": 1}}
+    entries = {name: plan_next_cycle(tracker, config(governor=governor), NOW).expand_kwargs()
+               for name, governor in governors.items()}
+    assert all(set(entry) == {"batches"} for entry in entries["rate"])
+    assert all(entry["measure_times"] is True for entry in entries["size"])
+
+
 def test_the_next_cycle_begins_where_the_previous_one_ends(tracker: Tracker) -> None:
     tracker.start(max_id=1000)
     first = plan_next_cycle(tracker, config(), NOW)
