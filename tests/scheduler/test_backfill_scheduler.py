@@ -27,7 +27,7 @@ pytestmark = pytest.mark.scheduler
 DAG_ID = "spreader_test_sqlite"
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # session: test_backfill_scheduler_halt.py reuses this module's stack
 def source_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("source") / "source.db"
 
@@ -37,6 +37,7 @@ def stack(airflow_stack_factory, source_db: Path, redis_url: str) -> AirflowStac
     return airflow_stack_factory(TESTS / "airflow" / "dags", parallelism=8, env={
         "AIRFLOW_CONN_SPREADER_TEST_SQLITE": json.dumps({"conn_type": "sqlite", "host": str(source_db)}),
         "AIRFLOW_CONN_REDIS_DEFAULT": redis_connection(redis_url),
+        "REDIS_URL": redis_url,  # the console, run with the stack's environment (test_backfill_scheduler_halt.py)
         "PYTHONPATH": str(TESTS.parent),  # the governor test's `callable` signal: tests.airflow.governor_knob
     })
 

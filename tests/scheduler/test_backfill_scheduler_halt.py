@@ -1,7 +1,7 @@
 """A halted backfill under a real scheduler: an invalid Variable ends the chain, ``status`` says so, and after
 ``config --replace`` one ``resume`` finishes the backfill exactly once.
 
-Run alone: ``.venv/bin/python -m pytest -m scheduler tests/scheduler/test_halt_scheduler.py``.
+Run alone: ``.venv/bin/python -m pytest -m scheduler tests/scheduler/test_backfill_scheduler_halt.py``.
 """
 
 from __future__ import annotations
@@ -9,51 +9,27 @@ from __future__ import annotations
 import json
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import pytest
-import redis
 import sqlalchemy as sa
 
 from airflow_spreader.core.names import config_variable
 from airflow_spreader.state.tracker import Tracker
 from devtools.stack import AirflowStack
-from tests.airflow.conftest import TABLE, redis_connection
-from tests.conftest import TESTS
+from tests.airflow.conftest import TABLE
 from tests.scheduler import test_backfill_scheduler as base
 
 pytestmark = pytest.mark.scheduler
 
 DAG_ID = base.DAG_ID
-source_db = base.source_db
-#: A Redis database of its own: the dag.test() tests use (and reset) a tracker of the same name in the default one.
-PRIVATE_DB = 13
 GOOD = {"batch_size": 50, "duration": 4, "per_second_on_peak": 5, "per_second_off_peak": 5, "max_tasks_per_cycle": 4}
-
-
-@pytest.fixture(scope="module")
-def private_redis(redis_url: str) -> str:
-    return urlunsplit(urlsplit(redis_url)._replace(path=f"/{PRIVATE_DB}"))
-
-
-@pytest.fixture(scope="module")
-def stack(airflow_stack_factory, source_db: Path, private_redis: str) -> AirflowStack:  # type: ignore[no-untyped-def]
-    return airflow_stack_factory(TESTS / "airflow" / "dags", parallelism=8, env={
-        "AIRFLOW_CONN_SPREADER_TEST_SQLITE": json.dumps({"conn_type": "sqlite", "host": str(source_db)}),
-        "AIRFLOW_CONN_REDIS_DEFAULT": redis_connection(private_redis),
-        "REDIS_URL": private_redis,  # for the console run with the stack's environment
-    })
-
-
-@pytest.fixture
-def tracker(private_redis: str) -> Iterator[Tracker]:
-    tracker = Tracker(DAG_ID, redis.Redis.from_url(private_redis))
-    tracker.reset()
-    yield tracker
-    tracker.reset()
+# The stack of test_backfill_scheduler.py, reused as it is (same dags, source and Redis): this module runs right
+# after it (file order), so no second Airflow start.
+source_db = base.source_db
+stack = base.stack
+tracker = base.tracker
 
 
 def console(stack: AirflowStack, *args: str) -> subprocess.CompletedProcess[str]:
@@ -81,11 +57,13 @@ def test_an_invalid_variable_halts_the_chain_and_one_resume_finishes_it_exactly_
     engine = base.make_table(source_db, 2000)
     stack.client.set_pool(DAG_ID, 2)
     stack.client.set_variable(config_variable(DAG_ID), json.dumps(GOOD))
+    stack.client.wait_for_dag(DAG_ID, timeout=120)
+    earlier = {run["dag_run_id"] for run in base.wait_for_runs(stack)}  # the other module's runs, if it ran first
     stack.client.trigger(DAG_ID)
     until(lambda: tracker.is_started() and tracker.progress().cycles >= 1, "the first cycle", stack)
     stack.client.set_variable(config_variable(DAG_ID), '{"batch_size": 50,')  # broken before the next plan
     until(lambda: tracker.halt() is not None, "the halt", stack)
-    runs = base.wait_for_runs(stack)
+    runs = base.wait_for_runs(stack, excluding=earlier)
     assert "failed" in {run["state"] for run in runs}
     assert not tracker.progress().finished
 
