@@ -24,9 +24,11 @@ import redis
 import sqlalchemy as sa
 
 from bench import (
+    ceiling,
     console_latency,
     end_to_end,
     governor_cost,
+    million,
     planner_scaling,
     rows_planning,
     scheduler_cost,
@@ -41,7 +43,7 @@ from devtools.embedded import EmbeddedRedis
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_POSTGRES = "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
-BENCHMARKS = ("planner", "tracker", "console", "e2e", "rows", "governor")
+BENCHMARKS = ("planner", "tracker", "console", "e2e", "rows", "governor", "ceiling")
 T = TypeVar("T")
 
 
@@ -155,6 +157,27 @@ def end_to_end_sections(args: argparse.Namespace, workdir: Path, postgres: str |
     return sections
 
 
+def ceiling_sections(args: argparse.Namespace, workdir: Path, postgres: str | None) -> list[Section]:
+    """Issue 17's targets 1 and 5 on one stack: the rate ceiling's search, then the 10^6-row run."""
+    params = ceiling.CeilingParams.for_mode(args.quick)
+    long_run = million.params_for(args.quick)
+    source = postgres or f"sqlite:///{workdir / 'source.db'}"
+    engine = sa.create_engine(source)
+    rows = max(params.rows, long_run.rows)
+    timed(f"creating {rows:,} rows in {engine.dialect.name}", lambda: workload.create_table(engine, rows))
+    profile = Profile(workdir / "profile-ceiling") if args.profile and not args.quick else None
+    with bench_stack(workdir, source, None, parallelism=max(params.pool, long_run.pool) + 8) as stack:
+        healthy = timed("starting Airflow and Redis", stack.start)
+        idle = timed("measuring idle CPU", lambda: stack.idle_cpu_rate(8 if args.quick else 15))
+        sections = [timed("rate ceiling", lambda: ceiling.run(stack, params, idle, profile)),
+                    timed("10^6-row run", lambda: million.run(stack, long_run, idle))]
+    for section in sections:
+        section.parameters["Airflow start (to healthy, DAG parsed)"] = f"{healthy:.0f} s"
+        section.parameters["metadata database"] = stack.metadata_label
+    engine.dispose()
+    return sections
+
+
 def machine_revision(machine: Table) -> str:
     return next((row[1] for row in machine.rows if row[0] == "git revision"), "unknown")
 
@@ -211,6 +234,33 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def run_benchmarks(args: argparse.Namespace, workdir: Path, redis_url: str, postgres: str | None,
+                   load: LoadSampler) -> list[Section]:
+    """The benchmarks of ``--only``, in order, each with the load it ran under."""
+    only = args.only_set
+    sections: list[Section] = []
+    if "planner" in only:
+        sections += with_load(load, lambda: [timed("planner scaling", lambda: planner_scaling.run(args.quick))])
+    if "tracker" in only:
+        sections += with_load(load, lambda: [timed("tracker throughput",
+                                                   lambda: tracker_throughput.run(redis_url, args.quick))])
+    if "console" in only:
+        sections += with_load(load, lambda: [timed("console latency",
+                                                   lambda: console_latency.run(redis_url, args.quick))])
+    if "e2e" in only:
+        sections += with_load(load, lambda: end_to_end_sections(args, workdir, postgres))
+    if "rows" in only:
+        sections += with_load(load, lambda: [timed("rows batching", lambda: rows_planning.run(
+            postgres, redis_url, args.quick))])
+    if "ceiling" in only:
+        sections += with_load(load, lambda: ceiling_sections(args, workdir, postgres))
+    if "governor" in only:
+        governor_cost.ADAPTIVE_RATE = governor_cost.ADAPTIVE_RATE or args.governor_adaptive
+        sections += with_load(load, lambda: [timed("governor cost (pgbench)", lambda: governor_cost.run(
+            workdir, args.quick, args.private_ports, args.out.parent))])
+    return sections
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     only = args.only_set
@@ -225,29 +275,12 @@ def main(argv: list[str] | None = None) -> int:
         redis_url = embedded.start()
         log(f"no Redis at {args.redis_url}: using an embedded one at {redis_url}")
     postgres = args.postgres_url if args.postgres_url != "none" and reachable_postgres(args.postgres_url) else None
-    if only & {"e2e", "rows"}:
+    if only & {"e2e", "rows", "ceiling"}:
         log(f"source tables: {'PostgreSQL ' + postgres if postgres else 'SQLite (no PostgreSQL; rows: not run)'}")
     machine = machine_table(redis_url if "tracker" in only else None, postgres)
-    sections: list[Section] = []
     load = LoadSampler().start()
     try:
-        if "planner" in only:
-            sections += with_load(load, lambda: [timed("planner scaling", lambda: planner_scaling.run(args.quick))])
-        if "tracker" in only:
-            sections += with_load(load, lambda: [timed("tracker throughput",
-                                                       lambda: tracker_throughput.run(redis_url, args.quick))])
-        if "console" in only:
-            sections += with_load(load, lambda: [timed("console latency",
-                                                       lambda: console_latency.run(redis_url, args.quick))])
-        if "e2e" in only:
-            sections += with_load(load, lambda: end_to_end_sections(args, workdir, postgres))
-        if "rows" in only:
-            sections += with_load(load, lambda: [timed("rows batching", lambda: rows_planning.run(
-                postgres, redis_url, args.quick))])
-        if "governor" in only:
-            governor_cost.ADAPTIVE_RATE = governor_cost.ADAPTIVE_RATE or args.governor_adaptive
-            sections += with_load(load, lambda: [timed("governor cost (pgbench)", lambda: governor_cost.run(
-                workdir, args.quick, args.private_ports, args.out.parent))])
+        sections = run_benchmarks(args, workdir, redis_url, postgres, load)
     finally:
         load.stop()
         if embedded:
