@@ -62,6 +62,8 @@ class SpreadBatchOperator(TimedWaits):
     """
 
     ui_color = "#fef7e0"
+    #: The source database's engine, looked up once per task process (``source_engine``).
+    _engine: Any = None
     #: Seconds between the triggerer's wake-ups of a task waiting out a pause; the scheduler then does
     #: not queue it again before the unpause.
     pause_poll_seconds: float = 1.0
@@ -229,13 +231,22 @@ class SpreadBatchOperator(TimedWaits):
             AdaptState(tracker.redis, tracker.name).record_batch(seconds, batch.id_range.counted, rows)
         metrics.batch_done(self.backfill, ids=batch.id_range.counted, rows=rows, seconds=seconds)
 
+    def source_engine(self) -> Any:
+        """The source database's engine, its connection looked up once per task process: in a task each lookup
+        is a round trip through the supervisor to the api-server, and once per batch it was the largest cost of
+        small batches at high rates (bench section 7). A connection edited meanwhile applies from the next
+        task process (the next cycle, a retry or a resume)."""
+        if self._engine is None:
+            self._engine = SourceDatabaseHook(self.source_conn_id).get_conn()
+        return self._engine
+
     def run_batch(self, batch: ClaimedBatch, context: Context, generation: str) -> int | None:
         """One transaction per batch, holding the range's ledger row; Redis marks it done after the commit.
 
         With the ledger, the work runs once per sub-range the ledger does not show done (the whole range,
         unless a restore re-cut the ranges); RangeAlreadyDone, without running it, when all of it is done.
         """
-        engine = SourceDatabaseHook(self.source_conn_id).get_conn()
+        engine = self.source_engine()
         ledger = ledger_named(self.ledger_table, is_uuid_image(batch.end_id)) if self.ledger_table else None
         key = LedgerKey(self.backfill, generation, batch.begin_id, batch.end_id)
         with engine.begin() as connection:

@@ -1,0 +1,32 @@
+"""The batch task looks its source connection up once per task process, not once per batch."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from airflow.sdk import BaseHook
+
+from airflow_spreader.operators.batch import SpreadBatchOperator
+from tests.airflow.conftest import Source
+
+pytestmark = pytest.mark.airflow
+
+
+def test_the_source_connection_is_looked_up_once_per_task_process(source: Source,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    lookups: list[str] = []
+    real = BaseHook.get_connection.__func__  # type: ignore[attr-defined]
+
+    def counted(cls: Any, conn_id: str) -> Any:
+        lookups.append(conn_id)
+        return real(cls, conn_id)
+
+    monkeypatch.setattr(BaseHook, "get_connection", classmethod(counted))
+    operator = SpreadBatchOperator(task_id="batches", batches=[], backfill=source.dag_id,
+                                   source_conn_id=source.dag_id, work=lambda connection, begin, end: 0)
+    engines = {id(operator.source_engine()) for _ in range(5)}
+    assert lookups == [source.dag_id] and len(engines) == 1
+    with operator.source_engine().connect() as conn:  # the real source database
+        assert conn.execute(sa.text("SELECT 1")).scalar_one() == 1
