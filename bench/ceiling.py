@@ -48,7 +48,7 @@ class CeilingParams:
         if quick:
             return cls(batch=10, duration=8, cycles=2, groups=16, pool=40, rates=(20, 100),
                        script_rates=(20, 100, 500), script_seconds=5, script_threads=16, repeats=1)
-        return cls(batch=10, duration=20, cycles=2, groups=16, pool=40, rates=(10, 20, 50, 100, 150, 200, 300),
+        return cls(batch=10, duration=20, cycles=2, groups=16, pool=40, rates=(10, 20, 50, 100, 150, 200),
                    script_rates=(10, 20, 50, 100, 150, 200, 300, 500, 1000, 2000), script_seconds=12,
                    script_threads=16, repeats=3)
 
