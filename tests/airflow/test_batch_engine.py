@@ -1,4 +1,5 @@
-"""The batch task looks its source connection up once per task process, not once per batch."""
+"""What keeps small batches at high rates on time: the batch task looks its source connection up once per task
+process (not once per batch) and before its first wait."""
 
 from __future__ import annotations
 
@@ -26,7 +27,10 @@ def test_the_source_connection_is_looked_up_once_per_task_process(source: Source
     monkeypatch.setattr(BaseHook, "get_connection", classmethod(counted))
     operator = SpreadBatchOperator(task_id="batches", batches=[], backfill=source.dag_id,
                                    source_conn_id=source.dag_id, work=lambda connection, begin, end: 0)
+    operator.warm_up()  # what run_due does before its first wait
+    assert lookups == [source.dag_id] and operator.source_engine().pool.checkedin() == 1  # a connection is ready
     engines = {id(operator.source_engine()) for _ in range(5)}
     assert lookups == [source.dag_id] and len(engines) == 1
     with operator.source_engine().connect() as conn:  # the real source database
         assert conn.execute(sa.text("SELECT 1")).scalar_one() == 1
+
