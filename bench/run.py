@@ -36,14 +36,14 @@ from bench import (
     workload,
 )
 from bench.common import Section, Stats, Table, machine_table
-from bench.harness import COMPONENTS, bench_stack
+from bench.harness import COMPONENTS, BenchStack, bench_stack
 from bench.profiling import Profile
 from bench.splice import splice
 from devtools.embedded import EmbeddedRedis
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_POSTGRES = "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
-BENCHMARKS = ("planner", "tracker", "console", "e2e", "rows", "governor", "ceiling")
+BENCHMARKS = ("planner", "tracker", "console", "e2e", "rows", "governor", "ceiling", "million")
 T = TypeVar("T")
 
 
@@ -157,25 +157,38 @@ def end_to_end_sections(args: argparse.Namespace, workdir: Path, postgres: str |
     return sections
 
 
-def ceiling_sections(args: argparse.Namespace, workdir: Path, postgres: str | None) -> list[Section]:
-    """Issue 17's targets 1 and 5 on one stack: the rate ceiling's search, then the 10^6-row run."""
-    params = ceiling.CeilingParams.for_mode(args.quick)
-    long_run = million.params_for(args.quick)
+def stack_sections(args: argparse.Namespace, workdir: Path, postgres: str | None, rows: int, parallelism: int,
+                   body: Callable[[BenchStack, dict[str, float]], list[Section]]) -> list[Section]:
+    """A table of ``rows`` rows, a fresh stack, its idle burn, then ``body``'s sections (with the stack's
+    start time and metadata database in their parameters)."""
+    workdir.mkdir(parents=True, exist_ok=True)
     source = postgres or f"sqlite:///{workdir / 'source.db'}"
     engine = sa.create_engine(source)
-    rows = max(params.rows, long_run.rows)
     timed(f"creating {rows:,} rows in {engine.dialect.name}", lambda: workload.create_table(engine, rows))
-    profile = Profile(workdir / "profile-ceiling") if args.profile and not args.quick else None
-    with bench_stack(workdir, source, None, parallelism=max(params.pool, long_run.pool) + 8) as stack:
+    with bench_stack(workdir, source, None, parallelism=parallelism) as stack:
         healthy = timed("starting Airflow and Redis", stack.start)
         idle = timed("measuring idle CPU", lambda: stack.idle_cpu_rate(8 if args.quick else 15))
-        sections = [timed("rate ceiling", lambda: ceiling.run(stack, params, idle, profile)),
-                    timed("10^6-row run", lambda: million.run(stack, long_run, idle))]
+        sections = body(stack, idle)
     for section in sections:
         section.parameters["Airflow start (to healthy, DAG parsed)"] = f"{healthy:.0f} s"
         section.parameters["metadata database"] = stack.metadata_label
     engine.dispose()
     return sections
+
+
+def ceiling_sections(args: argparse.Namespace, workdir: Path, postgres: str | None) -> list[Section]:
+    """Issue 17's target 1: the rate ceiling's search (backfill and paced script)."""
+    params = ceiling.CeilingParams.for_mode(args.quick)
+    profile = Profile(workdir / "profile-ceiling") if args.profile and not args.quick else None
+    return stack_sections(args, workdir / "ceiling", postgres, params.rows, params.pool + 8, lambda stack, idle: [
+        timed("rate ceiling", lambda: ceiling.run(stack, params, idle, profile))])
+
+
+def million_sections(args: argparse.Namespace, workdir: Path, postgres: str | None) -> list[Section]:
+    """Issue 17's target 5: the 10^6-row unthrottled run against the plain script."""
+    params = million.params_for(args.quick)
+    return stack_sections(args, workdir / "million", postgres, params.rows, params.pool + 8, lambda stack, idle: [
+        timed("10^6-row run", lambda: million.run(stack, params, idle))])
 
 
 def machine_revision(machine: Table) -> str:
@@ -254,6 +267,8 @@ def run_benchmarks(args: argparse.Namespace, workdir: Path, redis_url: str, post
             postgres, redis_url, args.quick))])
     if "ceiling" in only:
         sections += with_load(load, lambda: ceiling_sections(args, workdir, postgres))
+    if "million" in only:
+        sections += with_load(load, lambda: million_sections(args, workdir, postgres))
     if "governor" in only:
         governor_cost.ADAPTIVE_RATE = governor_cost.ADAPTIVE_RATE or args.governor_adaptive
         sections += with_load(load, lambda: [timed("governor cost (pgbench)", lambda: governor_cost.run(
@@ -275,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
         redis_url = embedded.start()
         log(f"no Redis at {args.redis_url}: using an embedded one at {redis_url}")
     postgres = args.postgres_url if args.postgres_url != "none" and reachable_postgres(args.postgres_url) else None
-    if only & {"e2e", "rows", "ceiling"}:
+    if only & {"e2e", "rows", "ceiling", "million"}:
         log(f"source tables: {'PostgreSQL ' + postgres if postgres else 'SQLite (no PostgreSQL; rows: not run)'}")
     machine = machine_table(redis_url if "tracker" in only else None, postgres)
     load = LoadSampler().start()
