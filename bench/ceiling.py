@@ -11,6 +11,7 @@ instances are up (issue 17's target 2, worked on separately); the whole-run p95 
 
 from __future__ import annotations
 
+import dataclasses
 import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -19,7 +20,17 @@ from bench import workload
 from bench.baseline import BaselineRun, plain_script
 from bench.common import Section, Stats, Table, fmt, percentile
 from bench.harness import COMPONENTS, BatchTiming, BenchStack, Run, Scenario
-from bench.measures import between_batches, cpu_per_1000, cycle_bounds, held_span, in_cycle_rate, sustained_rate
+from bench.measures import (
+    GAP_STEPS,
+    LEAD_LEFT,
+    between_batches,
+    cpu_per_1000,
+    cycle_bounds,
+    cycle_gaps,
+    held_span,
+    in_cycle_rate,
+    sustained_rate,
+)
 from bench.profiling import Profile
 from bench.scenarios import RATE_TARGET
 
@@ -45,7 +56,12 @@ class CeilingParams:
     lead: int
 
     @classmethod
-    def for_mode(cls, quick: bool) -> CeilingParams:
+    def for_mode(cls, quick: bool, cycles: int = 2) -> CeilingParams:
+        """The sizes; ``cycles`` 1 measures the ceiling within one cycle, without a hand-over."""
+        return dataclasses.replace(cls._sizes(quick), cycles=cycles)
+
+    @classmethod
+    def _sizes(cls, quick: bool) -> CeilingParams:
         if quick:
             return cls(batch=10, duration=8, cycles=2, groups=16, pool=40, rates=(20, 100),
                        script_rates=(20, 100, 500), script_seconds=5, script_threads=16, repeats=1,
@@ -79,6 +95,8 @@ class Trial:
     between_ms: float
     once: bool
     cores: dict[str, float] | None = None  # Airflow's CPU by component, seconds per second of the run
+    handover: float | None = None  # median seconds from E - lead to the next cycle's first batch TI running
+    lead_left: float | None = None  # median seconds of the lead left at E (negative: the next cycle was late)
     per_1000: dict[str, float] | None = None  # Airflow's CPU-s per 1,000 batches, net of idle
 
     @property
@@ -106,11 +124,14 @@ def airflow_trial(run: Run, idle: dict[str, float]) -> Trial:
     begins = [c[0] for c in cycle_bounds(run) if c[2] > 0]
     p95, p95_all = settled_lateness(run.batches, min(begins) if begins else run.triggered)
     gaps = between_batches(run.batches)
+    handovers = cycle_gaps(run)
     return Trial(run.scenario.per_second, len(run.batches), sustained_rate(run)[0], in_cycle_rate(run), p95,
                  p95_all, statistics.median(gaps) * 1000 if gaps else float("nan"),
                  run.rows_once and not run.problems,
                  cores={**{k: run.cpu[k] / run.wall for k in COMPONENTS}, "Redis server": run.redis_cpu / run.wall},
-                 per_1000=cpu_per_1000(run, idle))
+                 per_1000=cpu_per_1000(run, idle),
+                 handover=statistics.median(sum(g[n] for n in GAP_STEPS) for g in handovers) if handovers else None,
+                 lead_left=statistics.median(g[LEAD_LEFT] for g in handovers) if handovers else None)
 
 
 def script_trial(base: BaselineRun, rate: float) -> Trial:
@@ -139,7 +160,8 @@ def search(rates: Sequence[float], trial: Callable[[float], Trial], repeats: int
 
 def run(stack: BenchStack, params: CeilingParams, idle: dict[str, float], profile: Profile | None) -> Section:
     section = Section(
-        "7. The rate ceiling: small batches at a high rate",
+        "7. The rate ceiling: small batches at a high rate" if params.cycles > 1 else
+        "7b. The rate ceiling within one cycle (no hand-over)",
         f"The highest configured rate that a backfill of {params.batch}-row batches "
         f"({params.batch * workload.ROW_SECONDS * 1000:g} ms of work each, plus one UPDATE) still holds under the "
         "real scheduler (the stack of section 3, over the same kind of table in "
@@ -269,16 +291,27 @@ def analysis(params: CeilingParams, af_steps: list[Trial], af_top: list[Trial], 
         "(in the parameters above) takes CPU from the task processes.",
     ]
     if failed is not None and failed.cores:
-        busiest = max((k for k in failed.cores), key=lambda k: failed.cores.get(k, 0) if failed.cores else 0)
+        busiest = max(failed.cores, key=lambda k: (failed.cores or {}).get(k, 0.0))
         total = sum(failed.cores.values())
-        lines.append(
-            f"**Where the limit is.** At {failed.rate:g}/s the stack kept {total:.2f} of the 2 cores busy "
-            f"({busiest} {failed.cores[busiest]:.2f}); a task instance runs the batches due in one second one "
-            f"after the other (slots are whole seconds, so {failed.rate:g}/s puts {failed.rate / params.groups:.1f}"
-            f" batches of each task instance at the same moment), each taking its "
-            f"{params.batch * workload.ROW_SECONDS * 1000:g} ms of work plus {failed.between_ms:.0f} ms of "
-            "bookkeeping between two batches (median): the last of them starts that much later, which is what "
-            "lateness p95 measures.")
+        per_ti = failed.rate / params.groups
+        if per_ti >= 1:
+            why = (f"a task instance runs the batches due in one second one after the other (slots are whole "
+                   f"seconds, so {failed.rate:g}/s puts {per_ti:.1f} batches of each task instance at the same "
+                   f"moment), each taking its {params.batch * workload.ROW_SECONDS * 1000:g} ms of work plus "
+                   f"{failed.between_ms:.0f} ms of bookkeeping between two batches (median): the last of them "
+                   "starts that much later, which is what lateness p95 measures")
+        else:
+            why = (f"each task instance has {per_ti:.2f} batches a second, so its batches are not back to back (the "
+                   f"{failed.between_ms:.0f} ms between two of them is mostly the wait for the next one): the late "
+                   "batches are those of task instances that started late")
+            if failed.handover is not None:
+                why += (f"; from `next_cycle`'s trigger moment (E - lead) to the next cycle's first batch task "
+                        f"instance running took {failed.handover:.1f} s (median), leaving {failed.lead_left:.1f} s of "
+                        f"the {params.lead} s lead at the cycle's end E (section 3's hand-over steps: next_cycle "
+                        "waking and triggering through the api-server, the scheduler, the plan, the task processes' "
+                        "start)")
+        lines.append(f"**Where the limit is.** At {failed.rate:g}/s the stack kept {total:.2f} of the 2 cores busy "
+                     f"({busiest} {failed.cores[busiest]:.2f}); {why}.")
     if profile is not None and profile.available:
         role = "task process"
         shares = {name: profile.share(role, name) for name in (

@@ -178,7 +178,7 @@ def stack_sections(args: argparse.Namespace, workdir: Path, postgres: str | None
 
 def ceiling_sections(args: argparse.Namespace, workdir: Path, postgres: str | None) -> list[Section]:
     """Issue 17's target 1: the rate ceiling's search (backfill and paced script)."""
-    params = ceiling.CeilingParams.for_mode(args.quick)
+    params = ceiling.CeilingParams.for_mode(args.quick, args.ceiling_cycles)
     profile = Profile(workdir / "profile-ceiling") if args.profile and not args.quick else None
     return stack_sections(args, workdir / "ceiling", postgres, params.rows, params.pool + 8, lambda stack, idle: [
         timed("rate ceiling", lambda: ceiling.run(stack, params, idle, profile))])
@@ -235,6 +235,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="PostgreSQL for the end-to-end table; 'none' for SQLite")
     parser.add_argument("--metadata", choices=("sqlite", "postgres"), default="sqlite",
                         help="Airflow's metadata database (postgres: a fresh database on --postgres-url's server)")
+    parser.add_argument("--ceiling-cycles", type=int, default=2, metavar="N",
+                        help="ceiling benchmark: cycles per run (1: within one cycle, its own section 7b)")
     parser.add_argument("--no-profile", dest="profile", action="store_false", help="skip the py-spy profile")
     parser.add_argument("--governor-adaptive", action="store_true",
                         help="governor benchmark: turn on adaptive_rate in (d) (needs a governor that has it)")
