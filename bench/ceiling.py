@@ -5,8 +5,9 @@ A rate holds when, in one short run, the sustained rate and the rate within cycl
 start lateness p95 is <= 0.25 s and every row is processed exactly once. The search steps up the rates, stops
 at the first that fails, and repeats the last that held (median of the runs). The same search runs the plain
 script (a thread pool behind a pacer, bench/baseline.py) over the same table. Lateness leaves out batches
-planned in a run's first ``SETTLE`` seconds: the first cycle begins when its plan runs, before its task
-instances are up (issue 17's target 2, worked on separately); the whole-run p95 is reported beside it.
+planned before the first cycle's task instances are all running (at least ``SETTLE`` s): the first cycle begins
+when its plan runs, before its task instances are up (issue 17's target 2, worked on separately); the whole-run
+p95 is reported beside it.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 from bench import workload
 from bench.baseline import BaselineRun, plain_script
 from bench.common import Section, Stats, Table, fmt, percentile
-from bench.harness import COMPONENTS, BatchTiming, BenchStack, Run, Scenario
+from bench.harness import COMPONENTS, BatchTiming, BenchStack, Run, Scenario, epoch
 from bench.measures import (
     GAP_STEPS,
     LEAD_LEFT,
@@ -113,16 +114,25 @@ class Trial:
         return ", ".join(x for x in out if x) or "-"
 
 
-def settled_lateness(batches: Sequence[BatchTiming], begin: float) -> tuple[float, float]:
-    """Lateness p95 of the batches planned ``SETTLE`` s or more after ``begin``, and of all of them."""
+def settled_lateness(batches: Sequence[BatchTiming], settled_at: float) -> tuple[float, float]:
+    """Lateness p95 of the batches planned at ``settled_at`` or later, and of all of them."""
     late = [(b.planned, b.started - b.planned) for b in batches if b.planned is not None]
-    settled = [x for planned, x in late if planned >= begin + SETTLE] or [x for _, x in late]
+    settled = [x for planned, x in late if planned >= settled_at] or [x for _, x in late]
     return percentile(settled, 95), percentile([x for _, x in late], 95)
+
+
+def first_cycle_up(run: Run) -> float:
+    """When the run's first cycle's last batch task instance was running (epoch seconds; 0 if unknown)."""
+    first = run.runs[0]["dag_run_id"] if run.runs else None
+    starts = [epoch(ti.get("start_date")) for ti in run.task_instances
+              if ti["dag_run_id"] == first and ti["task_id"] == "batches"]
+    return max((s for s in starts if s is not None), default=0.0)
 
 
 def airflow_trial(run: Run, idle: dict[str, float]) -> Trial:
     begins = [c[0] for c in cycle_bounds(run) if c[2] > 0]
-    p95, p95_all = settled_lateness(run.batches, min(begins) if begins else run.triggered)
+    begin = min(begins) if begins else run.triggered
+    p95, p95_all = settled_lateness(run.batches, max(begin + SETTLE, first_cycle_up(run)))
     gaps = between_batches(run.batches)
     handovers = cycle_gaps(run)
     return Trial(run.scenario.per_second, len(run.batches), sustained_rate(run)[0], in_cycle_rate(run), p95,
@@ -138,7 +148,7 @@ def script_trial(base: BaselineRun, rate: float) -> Trial:
     """The script's run as one stretch planned over ``batches / rate`` seconds from its pacer's start."""
     begin = min(b.planned for b in base.batches if b.planned is not None)
     span = held_span(begin, len(base.batches) / rate, [b.started for b in base.batches], rate)
-    p95, p95_all = settled_lateness(base.batches, begin)
+    p95, p95_all = settled_lateness(base.batches, begin + SETTLE)
     gaps = between_batches(base.batches)
     return Trial(rate, len(base.batches), len(base.batches) / span, len(base.batches) / span, p95, p95_all,
                  statistics.median(gaps) * 1000 if gaps else float("nan"), base.rows_once)
@@ -168,9 +178,11 @@ def run(stack: BenchStack, params: CeilingParams, idle: dict[str, float], profil
         f"{stack.engine.dialect.name}). A rate holds when, in one run of {params.cycles} cycles of "
         f"{params.duration:g} s, the sustained rate (gaps between cycles and late starts included) and the rate "
         f"within cycles are both >= {RATE_TARGET:.0%} of it, the start lateness p95 is <= {LATE_P95} s, and every "
-        "row is processed exactly once. Lateness leaves out the batches planned in the run's first "
-        f"{SETTLE:g} s (the first cycle begins when its plan runs, before its task instances are up: issue 17's "
-        "target 2, fixed separately); the whole-run p95 is in the table too. The search steps up the rates and "
+        "row is processed exactly once. Lateness leaves out the batches planned before the first cycle's task "
+        f"instances are all running, and at least its first {SETTLE:g} s (the first cycle begins when its plan "
+        "runs, before its task instances are up: issue 17's target 2, worked on separately; on this loaded machine "
+        "they took 5-10 s); the whole-run p95 is in the table too, and every later cycle counts whole. "
+        "The search steps up the rates and "
         f"stops at the first that fails, then runs the last that held {params.repeats} times in all (median "
         "[min .. max]). Baseline, searched the same way over the same table: the plain script a user would "
         f"write, {params.script_threads} threads behind a pacer that releases batch k at start + k / rate "
@@ -225,7 +237,7 @@ def steps_table(af_steps: list[Trial], sc_steps: list[Trial]) -> Table:
     table = Table(
         "Ceiling: the search, step by step",
         ["who", "configured /s", "batches", "sustained /s", "within cycles /s",
-         f"lateness p95 s (after {SETTLE:g} s)", "lateness p95 s (whole run)",
+         "lateness p95 s (first cycle up)", "lateness p95 s (whole run)",
          "between two batches of one worker, median ms", "exactly once", "verdict"],
         intro=("One run per rate, in order, until one fails. 'Between two batches' is from one batch's end to the "
                "next one's start in the same task instance or thread (bookkeeping, commit; for the script also "
@@ -241,7 +253,7 @@ def top_table(af_top: list[Trial], sc_top: list[Trial]) -> Table:
     table = Table(
         "Ceiling: the highest rate held, repeated",
         ["who", "rate /s", "runs (held)", "sustained, of configured", "within cycles, of configured",
-         f"lateness p95 s (after {SETTLE:g} s)", "lateness p95 s (whole run)"],
+         "lateness p95 s (first cycle up)", "lateness p95 s (whole run)"],
         intro="Median [min .. max] of the runs at the last rate that held in the search (its own run included).",
     )
     for who, top in (("backfill", af_top), ("script", sc_top)):
