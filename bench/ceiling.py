@@ -35,6 +35,19 @@ from bench.measures import (
 from bench.profiling import Profile
 from bench.scenarios import RATE_TARGET
 
+#: What reaching the target would take, written under a missed ceiling.
+FIX_CEILING = (
+    "**What reaching 100/s would take.** First a measurement on a quiet machine: under this load the figures "
+    "are lower bounds set by CPU starvation. Then, by what the runs show: (1) the hand-over must not depend on "
+    "seconds of control-path latency: the next cycle's run, plan and task instances are started `lead_seconds` "
+    "ahead, so the lead must exceed their start-up (or the plan could size the lead from the measured "
+    "start-up); the first cycle should begin a lead after its plan (target 2); (2) per batch, a task instance "
+    "makes about seven Redis round trips (stop flag twice, governor, begin, complete, bisection families, "
+    "batch times), a paused-flag read through the api-server at most once a second, and the ledger's insert: "
+    "one pipelined Redis call before and one after the work would halve its bookkeeping; (3) slots are whole "
+    "seconds, so at R/s each of G task instances has R/G batches due at the same moment and runs them back to "
+    "back: sub-second slots, or more task instances (each a process: imports are the largest share of the "
+    "task processes' samples), spread them.")
 LATE_P95 = 0.25
 SETTLE = 5.0
 RATE_GOAL = 100.0
@@ -314,8 +327,11 @@ def analysis(params: CeilingParams, af_steps: list[Trial], af_top: list[Trial], 
                    "starts that much later, which is what lateness p95 measures")
         else:
             why = (f"each task instance has {per_ti:.2f} batches a second, so its batches are not back to back (the "
-                   f"{failed.between_ms:.0f} ms between two of them is mostly the wait for the next one): the late "
-                   "batches are those of task instances that started late")
+                   f"{failed.between_ms:.0f} ms between two of them is mostly the wait for the next one); yet batches "
+                   f"planned after the first cycle's task instances were all running still started "
+                   f"{failed.late_p95:.1f} s late (p95): the task instances fell behind and did not catch up, while "
+                   f"the stack used only {total:.2f} of the 2 cores, so they were waiting for CPU (the machine's load "
+                   "is in the parameters), not using it")
             if failed.handover is not None:
                 why += (f"; from `next_cycle`'s trigger moment (E - lead) to the next cycle's first batch task "
                         f"instance running took {failed.handover:.1f} s (median), leaving {failed.lead_left:.1f} s of "
@@ -324,6 +340,8 @@ def analysis(params: CeilingParams, af_steps: list[Trial], af_top: list[Trial], 
                         "start)")
         lines.append(f"**Where the limit is.** At {failed.rate:g}/s the stack kept {total:.2f} of the 2 cores busy "
                      f"({busiest} {failed.cores[busiest]:.2f}); {why}.")
+    if top < RATE_GOAL:
+        lines.append(FIX_CEILING)
     if profile is not None and profile.available:
         role = "task process"
         shares = {name: profile.share(role, name) for name in (
