@@ -80,7 +80,7 @@ class CeilingParams:
             return cls(batch=10, duration=8, cycles=2, groups=16, pool=40, rates=(20, 100),
                        script_rates=(20, 100, 500), script_seconds=5, script_threads=16, repeats=1,
                        lead=12)
-        return cls(batch=10, duration=30, cycles=2, groups=16, pool=40, rates=(10, 20, 50, 100, 150, 200),
+        return cls(batch=10, duration=30, cycles=2, groups=16, pool=40, rates=(2, 5, 10, 20, 50, 100, 150, 200),
                    script_rates=(10, 50, 100, 200, 500, 1000, 2000), script_seconds=12,
                    script_threads=16, repeats=3, lead=15)
 
