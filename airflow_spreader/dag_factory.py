@@ -22,6 +22,10 @@ from airflow_spreader.operators.report import CycleReportOperator
 from airflow_spreader.sql.ledger import DEFAULT_LEDGER_TABLE
 from airflow_spreader.sql.pending import PendingPredicate
 
+#: A run's task instances allowed to run at once: a full mapping (max_tasks_per_cycle <= 1,024) and the control
+#: tasks (plan, next_cycle, report, finished), so that the pool alone limits the batches.
+MAX_ACTIVE_TASKS = 1024 + 4
+
 
 def backfill_dag(
     dag_id: str,
@@ -100,6 +104,10 @@ def backfill_dag(
     dag_kwargs.setdefault("catchup", False)
     # Two: the next cycle's run starts lead_seconds before this one's batches end (cycles tile the time line).
     dag_kwargs.setdefault("max_active_runs", 2)
+    # The pool is the concurrency knob: Airflow's default max_active_tasks (16 per run) would silently cap a
+    # run's batch task instances below it, and with next_cycle beside them leave one of 16 queued until
+    # another ends, its batches seconds late (bench section 7). Room for a full mapping and the control tasks.
+    dag_kwargs.setdefault("max_active_tasks", MAX_ACTIVE_TASKS)
     dag_kwargs.setdefault("tags", ["airflow-spreader", "backfill"])
     dag_kwargs.setdefault("doc_md", _doc(name, table, pool, dag_id))
     dag_kwargs.setdefault("params", {"note": Param("", type="string", description="Free text for the run")})

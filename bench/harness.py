@@ -48,12 +48,14 @@ class Scenario:
     min_id: int
     max_id: int
     timeout: float = 600.0
+    lead_seconds: int | None = None  # None: the default
 
     @property
     def config(self) -> dict[str, Any]:
+        lead = {} if self.lead_seconds is None else {"lead_seconds": self.lead_seconds}
         return {"batch_size": self.batch_size, "duration": self.duration, "per_second_on_peak": self.per_second,
                 "per_second_off_peak": self.per_second, "max_tasks_per_cycle": self.max_tasks_per_cycle,
-                "lease_seconds": 3600}
+                "lease_seconds": 3600, **lead}
 
     @property
     def batches(self) -> int:

@@ -61,6 +61,12 @@ def late_at_cycle_start(run: Run, late_after: float = 1.0, window: float = 5.0) 
     return early, len(late)
 
 
+def held_span(begin: float, duration: float, starts: Sequence[float], per_second: float) -> float:
+    """Seconds a stretch of batches planned over ``duration`` from ``begin`` took: its planned duration, or up
+    to its last start (plus one slot) if that came later."""
+    return max(duration, max(starts) - begin + 1 / per_second)
+
+
 def in_cycle_rate(run: Run) -> float:
     """Batches per second while cycles run: each cycle's batches over its planned duration, or up to its
     last start if that came later (gaps between cycles excluded)."""
@@ -70,7 +76,7 @@ def in_cycle_rate(run: Run) -> float:
         low, high = int(cycle["cursor_after"]), int(cycle["cursor_before"])
         starts = [b.started for b in run.batches if low < b.end_id <= high]
         if starts:
-            spans.append((len(starts), max(duration, max(starts) - begin + 1 / run.scenario.per_second)))
+            spans.append((len(starts), held_span(begin, duration, starts, run.scenario.per_second)))
     return sum(n for n, _ in spans) / sum(t for _, t in spans) if spans else 0.0
 
 

@@ -131,14 +131,15 @@ class Profile:
         total = sum(count for (r, _), count in by_activity.items() if r == role)
         return by_activity[role, activity] / total if total else 0.0
 
-    def tables(self) -> list[Table]:
+    def tables(self, label: str = "Unthrottled") -> list[Table]:
+        """The profile's two tables, titled ``label`` (the benchmark that ran the profiled run)."""
         by_activity, leaves = self.samples()
         total = sum(by_activity.values()) or 1
         by_role: Counter[str] = Counter()
         for (role, _), count in by_activity.items():
             by_role[role] += count
         activity = Table(
-            "Unthrottled: py-spy, what Airflow's processes were doing (one extra, profiled run)",
+            f"{label}: py-spy, what Airflow's processes were doing (one extra, profiled run)",
             ["process", "activity", "share of the process's samples", "share of all samples"],
             intro=(f"py-spy at {RATE} Hz (non-blocking) on every component and its subprocesses for the "
                    f"{self.seconds:.0f} s of the run. py-spy counts a thread as busy while it is runnable, so on "
@@ -148,7 +149,7 @@ class Profile:
         )
         for (role, what), count in by_activity.most_common(18):
             activity.add(role, what, f"{count / by_role[role]:.0%}", f"{count / total:.1%}")
-        top = Table("Unthrottled: py-spy, hottest leaf functions", ["process: function", "share of all samples"])
+        top = Table(f"{label}: py-spy, hottest leaf functions", ["process: function", "share of all samples"])
         for name, count in leaves.most_common(12):
             top.add(name, f"{count / total:.1%}")
         return [activity, top]

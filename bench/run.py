@@ -24,9 +24,11 @@ import redis
 import sqlalchemy as sa
 
 from bench import (
+    ceiling,
     console_latency,
     end_to_end,
     governor_cost,
+    million,
     planner_scaling,
     rows_planning,
     scheduler_cost,
@@ -34,14 +36,14 @@ from bench import (
     workload,
 )
 from bench.common import Section, Stats, Table, machine_table
-from bench.harness import COMPONENTS, bench_stack
+from bench.harness import COMPONENTS, BenchStack, bench_stack
 from bench.profiling import Profile
 from bench.splice import splice
 from devtools.embedded import EmbeddedRedis
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_POSTGRES = "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
-BENCHMARKS = ("planner", "tracker", "console", "e2e", "rows", "governor")
+BENCHMARKS = ("planner", "tracker", "console", "e2e", "rows", "governor", "ceiling", "million")
 T = TypeVar("T")
 
 
@@ -155,6 +157,40 @@ def end_to_end_sections(args: argparse.Namespace, workdir: Path, postgres: str |
     return sections
 
 
+def stack_sections(args: argparse.Namespace, workdir: Path, postgres: str | None, rows: int, parallelism: int,
+                   body: Callable[[BenchStack, dict[str, float]], list[Section]]) -> list[Section]:
+    """A table of ``rows`` rows, a fresh stack, its idle burn, then ``body``'s sections (with the stack's
+    start time and metadata database in their parameters)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    source = postgres or f"sqlite:///{workdir / 'source.db'}"
+    engine = sa.create_engine(source)
+    timed(f"creating {rows:,} rows in {engine.dialect.name}", lambda: workload.create_table(engine, rows))
+    with bench_stack(workdir, source, None, parallelism=parallelism) as stack:
+        healthy = timed("starting Airflow and Redis", stack.start)
+        idle = timed("measuring idle CPU", lambda: stack.idle_cpu_rate(8 if args.quick else 15))
+        sections = body(stack, idle)
+    for section in sections:
+        section.parameters["Airflow start (to healthy, DAG parsed)"] = f"{healthy:.0f} s"
+        section.parameters["metadata database"] = stack.metadata_label
+    engine.dispose()
+    return sections
+
+
+def ceiling_sections(args: argparse.Namespace, workdir: Path, postgres: str | None) -> list[Section]:
+    """Issue 17's target 1: the rate ceiling's search (backfill and paced script)."""
+    params = ceiling.CeilingParams.for_mode(args.quick, args.ceiling_cycles)
+    profile = Profile(workdir / "profile-ceiling") if args.profile and not args.quick else None
+    return stack_sections(args, workdir / "ceiling", postgres, params.rows, params.pool + 8, lambda stack, idle: [
+        timed("rate ceiling", lambda: ceiling.run(stack, params, idle, profile))])
+
+
+def million_sections(args: argparse.Namespace, workdir: Path, postgres: str | None) -> list[Section]:
+    """Issue 17's target 5: the 10^6-row unthrottled run against the plain script."""
+    params = million.params_for(args.quick)
+    return stack_sections(args, workdir / "million", postgres, params.rows, params.pool + 8, lambda stack, idle: [
+        timed("10^6-row run", lambda: million.run(stack, params, idle))])
+
+
 def machine_revision(machine: Table) -> str:
     return next((row[1] for row in machine.rows if row[0] == "git revision"), "unknown")
 
@@ -199,6 +235,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="PostgreSQL for the end-to-end table; 'none' for SQLite")
     parser.add_argument("--metadata", choices=("sqlite", "postgres"), default="sqlite",
                         help="Airflow's metadata database (postgres: a fresh database on --postgres-url's server)")
+    parser.add_argument("--ceiling-cycles", type=int, default=2, metavar="N",
+                        help="ceiling benchmark: cycles per run (1: within one cycle, its own section 7b)")
     parser.add_argument("--no-profile", dest="profile", action="store_false", help="skip the py-spy profile")
     parser.add_argument("--governor-hold-only", action="store_true",
                         help="governor benchmark: (d) without adaptive_rate (hold only)")
@@ -209,6 +247,35 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.only_set - set(BENCHMARKS):
         parser.error(f"unknown benchmarks: {sorted(args.only_set - set(BENCHMARKS))}")
     return args
+
+
+def run_benchmarks(args: argparse.Namespace, workdir: Path, redis_url: str, postgres: str | None,
+                   load: LoadSampler) -> list[Section]:
+    """The benchmarks of ``--only``, in order, each with the load it ran under."""
+    only = args.only_set
+    sections: list[Section] = []
+    if "planner" in only:
+        sections += with_load(load, lambda: [timed("planner scaling", lambda: planner_scaling.run(args.quick))])
+    if "tracker" in only:
+        sections += with_load(load, lambda: [timed("tracker throughput",
+                                                   lambda: tracker_throughput.run(redis_url, args.quick))])
+    if "console" in only:
+        sections += with_load(load, lambda: [timed("console latency",
+                                                   lambda: console_latency.run(redis_url, args.quick))])
+    if "e2e" in only:
+        sections += with_load(load, lambda: end_to_end_sections(args, workdir, postgres))
+    if "rows" in only:
+        sections += with_load(load, lambda: [timed("rows batching", lambda: rows_planning.run(
+            postgres, redis_url, args.quick))])
+    if "ceiling" in only:
+        sections += with_load(load, lambda: ceiling_sections(args, workdir, postgres))
+    if "million" in only:
+        sections += with_load(load, lambda: million_sections(args, workdir, postgres))
+    if "governor" in only:
+        governor_cost.ADAPTIVE_RATE = governor_cost.ADAPTIVE_RATE and not args.governor_hold_only
+        sections += with_load(load, lambda: [timed("governor cost (pgbench)", lambda: governor_cost.run(
+            workdir, args.quick, args.private_ports, args.out.parent))])
+    return sections
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -225,29 +292,12 @@ def main(argv: list[str] | None = None) -> int:
         redis_url = embedded.start()
         log(f"no Redis at {args.redis_url}: using an embedded one at {redis_url}")
     postgres = args.postgres_url if args.postgres_url != "none" and reachable_postgres(args.postgres_url) else None
-    if only & {"e2e", "rows"}:
+    if only & {"e2e", "rows", "ceiling", "million"}:
         log(f"source tables: {'PostgreSQL ' + postgres if postgres else 'SQLite (no PostgreSQL; rows: not run)'}")
     machine = machine_table(redis_url if "tracker" in only else None, postgres)
-    sections: list[Section] = []
     load = LoadSampler().start()
     try:
-        if "planner" in only:
-            sections += with_load(load, lambda: [timed("planner scaling", lambda: planner_scaling.run(args.quick))])
-        if "tracker" in only:
-            sections += with_load(load, lambda: [timed("tracker throughput",
-                                                       lambda: tracker_throughput.run(redis_url, args.quick))])
-        if "console" in only:
-            sections += with_load(load, lambda: [timed("console latency",
-                                                       lambda: console_latency.run(redis_url, args.quick))])
-        if "e2e" in only:
-            sections += with_load(load, lambda: end_to_end_sections(args, workdir, postgres))
-        if "rows" in only:
-            sections += with_load(load, lambda: [timed("rows batching", lambda: rows_planning.run(
-                postgres, redis_url, args.quick))])
-        if "governor" in only:
-            governor_cost.ADAPTIVE_RATE = governor_cost.ADAPTIVE_RATE and not args.governor_hold_only
-            sections += with_load(load, lambda: [timed("governor cost (pgbench)", lambda: governor_cost.run(
-                workdir, args.quick, args.private_ports, args.out.parent))])
+        sections = run_benchmarks(args, workdir, redis_url, postgres, load)
     finally:
         load.stop()
         if embedded:
