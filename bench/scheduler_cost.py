@@ -32,12 +32,14 @@ class Sweep:
     def for_mode(cls, quick: bool) -> Sweep:
         if quick:
             return cls(points=((16, 1), (16, 16), (4, 4)), batch_size=10, pool=8)
-        return cls(points=((64, 1), (64, 4), (64, 16), (64, 64), (16, 16)), batch_size=10, pool=8)
+        return cls(points=((32, 2), (64, 4), (64, 16), (64, 64), (16, 16)), batch_size=10, pool=8)
 
     def scenario(self, batches: int, per_ti: int, top_id: int) -> Scenario:
         rate, duration = 20.0, batches / 20.0 + 1  # one cycle holds every batch, all due within seconds
-        return Scenario(f"{batches} batches, {per_ti} per TI", self.batch_size, rate, duration, batches // per_ti,
-                        self.pool, top_id - batches * self.batch_size + 1, top_id)
+        # The pool holds every TI: an unmeasured first cycle is grouped into min(max_tasks_per_cycle, slots) TIs.
+        tis = batches // per_ti
+        return Scenario(f"{batches} batches, {per_ti} per TI", self.batch_size, rate, duration, tis,
+                        max(self.pool, tis), top_id - batches * self.batch_size + 1, top_id)
 
 
 def solve(rows: list[list[float]], ys: list[float]) -> list[float]:
