@@ -49,11 +49,14 @@ class Params:
         return cls(rows=100_000, pool=8,
                    throttled=(Throttled(2, 20, 3, 8), Throttled(5, 20, 3, 8), Throttled(2, 40, 2, 64),
                               # issue 17: the default max_tasks_per_cycle at 2/s and 7.5/s (target 4)
-                              Throttled(2, 60, 2, 64), Throttled(7.5, 40, 2, 64),
+                              # (duration 120 s as by default; 50-row batches at 7.5/s so that 2 cycles fit)
+                              Throttled(2, 120, 2, 64), Throttled(7.5, 120, 2, 64, batch=50, pool=8),
                               # issue 17 target 6: a new user's try (pool 6, 0.15-s batches, 5/s, 30-s cycles),
                               # then the pool rule per_second x batch seconds <= slots near its limit
                               Throttled(5, 30, 2, 64, batch=150, pool=6), Throttled(8, 30, 2, 64, batch=150, pool=2),
-                              Throttled(4, 20, 2, 64, batch=500, pool=3)),
+                              Throttled(4, 20, 2, 64, batch=500, pool=3),
+                              # the README's example: 16 task instances, pool 8, 5/s, batches of 500
+                              Throttled(5, 20, 2, 16, batch=500, pool=8)),
                    unthrottled_batch=500, unthrottled_rate=50, unthrottled_duration=60, repeats=3)
 
     def throttled_scenario(self, case: Throttled) -> Scenario:

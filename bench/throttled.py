@@ -70,9 +70,10 @@ def throttled_runs(stack: BenchStack, params: Params, section: Section,
                f"the row says otherwise, pool {params.pool} unless it says otherwise. `max N TIs` is "
                "max_tasks_per_cycle (64 is the default): the plan groups a cycle's batches into the fewest task "
                "instances (TIs) that keep each at most half busy by the previous cycle's measured batch time "
-               "(core/grouping.py), the pool's slots for a first cycle, so a TI's batches are close and it sleeps "
+               "(core/grouping.py; 0.5-s batches assumed for a first cycle), so a TI's batches are close and it sleeps "
                "between them in its worker rather than deferring. TIs per cycle: what each cycle's plan chose. "
-               "A first cycle begins 4 s after its plan (the start lead), later ones where the previous ends. "
+               "A first cycle begins `lead_seconds` (6 s) after its plan (the start lead), later ones where "
+               "the previous ends. "
                "Airflow CPU-s: as in section 4, every Airflow process net of idle, plus Redis. "
                "Sustained = every batch over the time from the first cycle's begin to the last cycle's planned "
                "end, pushed back by the last batch's lateness (gaps between cycles and late starts included: the "
@@ -107,7 +108,7 @@ def throttled_runs(stack: BenchStack, params: Params, section: Section,
         section.verdict(f"throttled {case.label}: first 5 s lateness p95; peak 5-s rate / plan's",
                         f"{percentile(first, 95) if first else float('nan'):.2f} s; x{t.burst:.2f}",
                         "<= 0.5 s; <= x1.2", bool(first) and percentile(first, 95) <= 0.5 and t.burst <= 1.2)
-        if case.groups == 64 and case.pool is None and case.rate in (2, 7.5):
+        if case.groups == 64 and case.duration == 120:
             section.verdict(f"throttled {case.label}: Airflow CPU-s per 1,000 batches", f"{cpu:.0f}", "<= 20",
                             cpu <= 20)
         section.headline[f"throttled {case.label}"] = (
@@ -163,12 +164,13 @@ def sizing_analysis(results: list[ThrottledResult], idle: dict[str, float]) -> s
         "task instances (64 by default), so at 2/s a TI's batches were 32 s apart: it deferred between them and "
         "resumed as a new task process each time (341 CPU-s per 1,000 batches in the previous RESULTS, 2/s, 40-s "
         "cycles), and at 5/s with a pool of 6 the resumes' task starts held the slots and loaded both cores (72-75% "
-        "of the rate, issue 17). Now the plan groups a cycle into the fewest TIs that keep each at most half busy "
+        "of the rate, issue 17). Now the plan groups a cycle into the fewest TIs that keep each at most half "
+        "busy "
         "by the batch time measured over the previous cycle (at least 1, at most max_tasks_per_cycle and the "
-        "pool's slots; the pool's slots when nothing is measured yet): a TI's batches are 1/rate x TIs apart, it "
+        "pool's slots; batches taken to last 0.5 s when nothing is measured yet): a TI's batches are TIs / rate "
+        "apart, it "
         "sleeps between them in its worker, and the pool holds twice the concurrency the work needs. "
-        + "; ".join(parts) + ". The first cycle uses the pool's slots (nothing measured), the next ones what the "
-        "batches took.")
+        + "; ".join(parts) + ".")
 
 
 def handover_analysis(results: list[ThrottledResult], held: str) -> str:
@@ -241,11 +243,11 @@ def lateness_analysis(results: list[ThrottledResult]) -> str:
         f"**Lateness and bursts.** The median batch starts {statistics.median(x for t in results for x in t.late):.2f}"
         f" s after its planned time. Of the {late} batches more than 1 s late, {early} were due in the first 5 s "
         f"of a cycle, {first_cycle} of them in the first 5 s of a run's first cycle. That cycle has no previous one "
-        "to start it early: it now begins 4 s after its plan (the start lead, `START_LEAD_SECONDS`), the time its "
+        "to start it early: it now begins `lead_seconds` (6 s) after its plan (the start lead), the time its "
         "task instances take to be up (scheduler expanding the mapping, task process start; before, it began "
         "when its plan ran and its first batches were 1-3 s late, then ran back to back at up to x1.6 the plan's "
         "peak 5-s rate). Over the first 5 s of every run, lateness p95 is "
         f"{percentile(firsts, 95) if firsts else float('nan'):.2f} s ({len(firsts)} batches); the start rate "
         f"peaks at x{burst:.2f} the plan's own peak over 5 s (the worst run). The price: a backfill's first "
-        "batch starts 4 s later, once per chain of cycles (later cycles are started early by the previous one).")
+        "batch starts 6 s later, once per backfill (later cycles are started early by the previous one).")
 

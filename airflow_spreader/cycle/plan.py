@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import sqlalchemy as sa
 
@@ -115,16 +115,16 @@ def plan_next_cycle(tracker: Tracker, config: SpreadConfig, now: datetime, *,
     governor's rate factor and batch size; default: the configuration's.
 
     ``sizing`` picks how many task instances the batches are grouped into (core/grouping.py; default:
-    ``max_tasks_per_cycle``). ``start_lead``: a cycle that no previous one started early (the first, or a
-    plan later than the previous planned end) begins that many seconds after ``now``, the time its task
-    instances take to be up, so that its first batches are not late and then run back to back.
+    ``max_tasks_per_cycle``). ``start_lead``: a first cycle (none claimed before) begins that many seconds
+    after ``now``, the time its task instances take to be up, so that its first batches are not late and
+    then run back to back; a plan later than the previous planned end still begins at once (no gap added).
     """
     pace = pace or Pace(1.0, config.batch_size)
     rate = pace.rate(config.per_second)
     batch_size = pace.batch_size or config.batch_size
     look = look_for_new_rows(tracker, config, read_max)
     claim = tracker.claim_cycle(batch_size=batch_size, per_second=rate,
-                                duration=config.duration, begin_at=now + timedelta(seconds=start_lead),
+                                duration=config.duration, begin_at=now, start_lead=start_lead,
                                 lease_seconds=config.lease_seconds, after_previous=True, claim_id=claim_id,
                                 carve=carve)
     begin_at = claim.begin_at or now

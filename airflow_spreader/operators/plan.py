@@ -34,17 +34,15 @@ from airflow_spreader.state.tracker import Tracker
 from airflow_spreader.state.verification import Verification
 
 CYCLE_XCOM_KEY = "cycle"
-#: Seconds after its plan at which a cycle that no previous one started early begins (the first): from the plan's
-#: end to its first batch running took 1.9 [1.0 .. 3.5] s plus 0.9 s of task start (bench/RESULTS.md, section 3).
-START_LEAD_SECONDS = 4.0
-#: The environment variable that overrides it (the test suite sets 0: its dag.test() runs need no lead).
+#: The environment variable that sets the first cycle's start lead in seconds (default: the configuration's
+#: ``lead_seconds``, which covers the same start-up at each hand-over); the test suite sets 0 (dag.test()).
 START_LEAD_ENV = "AIRFLOW_SPREADER_START_LEAD_SECONDS"
 
 
-def default_start_lead() -> float:
-    """``START_LEAD_SECONDS``, or the value of ``$AIRFLOW_SPREADER_START_LEAD_SECONDS``."""
+def env_start_lead() -> float | None:
+    """The value of ``$AIRFLOW_SPREADER_START_LEAD_SECONDS``, if set."""
     raw = os.environ.get(START_LEAD_ENV)
-    return START_LEAD_SECONDS if raw is None or not raw.strip() else max(0.0, float(raw))
+    return None if raw is None or not raw.strip() else max(0.0, float(raw))
 
 
 class TrackerUnavailable(SpreaderError, RuntimeError):
@@ -67,8 +65,9 @@ class PlanCycleOperator(BaseOperator):
     and pushes a summary of the cycle under the XCom key ``cycle``. An invalid configuration fails the task
     before the tracker is touched.
 
-    :param start_lead: seconds after the plan at which a cycle that no previous one started early begins
-        (default ``START_LEAD_SECONDS``, or ``$AIRFLOW_SPREADER_START_LEAD_SECONDS``).
+    :param start_lead: seconds after its plan at which a backfill's first cycle begins, the time its task
+        instances take to be up (default ``$AIRFLOW_SPREADER_START_LEAD_SECONDS``, else the configuration's
+        ``lead_seconds``, which covers the same start-up at each hand-over).
     """
 
     ui_color = "#e8f0fe"
@@ -93,7 +92,7 @@ class PlanCycleOperator(BaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.start_lead = default_start_lead() if start_lead is None else start_lead
+        self.start_lead = env_start_lead() if start_lead is None else start_lead
         self.allow_unindexed_key = allow_unindexed_key
         self.api_conn_id = api_conn_id
         self.ledger_table = ledger_table
@@ -231,7 +230,7 @@ class PlanCycleOperator(BaseOperator):
         governor.publish(tracker, config.governor)  # the batches of this cycle read it from Redis
         cycle = plan_next_cycle(tracker, config, datetime.now(timezone.utc), claim_id=claim_id,
                                 read_max=self.read_max, carve=carve, pace=pace, sizing=sizing,
-                                start_lead=self.start_lead)
+                                start_lead=float(config.lead_seconds) if self.start_lead is None else self.start_lead)
         summary = cycle.summary
         if summary.look is not None and summary.look != "not-at-bottom":
             self.log.info("Looked for rows above the top of %r: %s (pass %d, top %s)", self.backfill, summary.look,

@@ -148,7 +148,10 @@ def test_a_first_cycle_begins_its_start_lead_after_the_plan_and_the_next_one_sti
     assert first.summary.begin_at == NOW + timedelta(seconds=5)
     assert min(batch.run_at for batch in first.claim.batches) == NOW + timedelta(seconds=5)
     second = plan_next_cycle(tracker, config(), first.summary.end_at - timedelta(seconds=6), start_lead=5)
-    assert second.summary.begin_at == first.summary.end_at  # the previous end is later than now + the lead
+    assert second.summary.begin_at == first.summary.end_at  # the previous end is later than now: no gap
+    late = second.summary.end_at + timedelta(seconds=2)
+    third = plan_next_cycle(tracker, config(), late, start_lead=5)
+    assert third.summary.begin_at == late  # a late plan begins at once: a lead would add a gap
 
 
 def test_the_sizing_groups_a_cycle_into_as_few_task_instances_as_keep_up(tracker: Tracker) -> None:
