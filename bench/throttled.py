@@ -70,7 +70,7 @@ def throttled_runs(stack: BenchStack, params: Params, section: Section,
                f"the row says otherwise, pool {params.pool} unless it says otherwise. `max N TIs` is "
                "max_tasks_per_cycle (64 is the default): the plan groups a cycle's batches into the fewest task "
                "instances (TIs) that keep each at most half busy by the previous cycle's measured batch time "
-               "(core/grouping.py; 0.5-s batches assumed for a first cycle), so a TI's batches are close and it sleeps "
+               "(core/grouping.py; the pool's slots for a first cycle), so a TI's batches are close and it sleeps "
                "between them in its worker rather than deferring. TIs per cycle: what each cycle's plan chose. "
                "A first cycle begins `lead_seconds` (6 s) after its plan (the start lead), later ones where "
                "the previous ends. "
@@ -167,7 +167,7 @@ def sizing_analysis(results: list[ThrottledResult], idle: dict[str, float]) -> s
         "of the rate, issue 17). Now the plan groups a cycle into the fewest TIs that keep each at most half "
         "busy "
         "by the batch time measured over the previous cycle (at least 1, at most max_tasks_per_cycle and the "
-        "pool's slots; batches taken to last 0.5 s when nothing is measured yet): a TI's batches are TIs / rate "
+        "pool's slots; the pool's slots when nothing is measured yet): a TI's batches are TIs / rate "
         "apart, it "
         "sleeps between them in its worker, and the pool holds twice the concurrency the work needs. "
         + "; ".join(parts) + ".")

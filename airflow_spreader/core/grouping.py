@@ -10,10 +10,11 @@ How many groups (``TaskSizing``): every task instance costs Airflow a task proce
 one whose batches are more than the defer threshold (10 s) apart defers and resumes as a new process
 between them. So a cycle gets the fewest task instances that keep up with the rate: each of g instances
 runs one batch every g / per_second seconds, and is kept at most half busy (``HEADROOM``) by the batch time
-measured over the previous cycle. Without a measure (the first cycle) batches are taken to last
-``UNMEASURED_BATCH_SECONDS`` (batches should stay well under a second); the next cycle corrects it.
-``max_tasks_per_cycle`` and the pool's slots cap it. A task instance kept up costs too (it heartbeats while
-it sleeps), so more than needed is not free either.
+measured over the previous cycle. Without a measure (the first cycle) the pool's slots are taken, the
+concurrency the user sized for (``per_second x batch seconds <= slots``), else batches of
+``UNMEASURED_BATCH_SECONDS``; the next cycle corrects it. ``max_tasks_per_cycle`` and the pool's slots
+cap it. A task instance kept up costs too (it heartbeats while it sleeps), so more than needed is not free
+either.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ T = TypeVar("T")
 HEADROOM = 2.0
 #: Seconds a task instance spends between two batches besides the work (tracker calls, commit): 11 ms measured.
 BATCH_OVERHEAD = 0.02
-#: The batch time assumed before one is measured (a first cycle).
+#: The batch time assumed before one is measured (a first cycle) when the pool's size is not known either.
 UNMEASURED_BATCH_SECONDS = 0.5
 
 
@@ -52,5 +53,7 @@ class TaskSizing:
         """Task instances for a cycle at ``per_second``: enough that each is at most half busy, at least 1,
         at most ``max_tasks`` and the pool's slots."""
         cap = max_tasks if self.slots is None or self.slots < 1 else min(max_tasks, self.slots)
+        if self.batch_seconds is None and self.slots is not None and self.slots >= 1:
+            return max(1, cap)
         seconds = UNMEASURED_BATCH_SECONDS if self.batch_seconds is None else self.batch_seconds + BATCH_OVERHEAD
         return max(1, min(math.ceil(HEADROOM * per_second * seconds), cap))

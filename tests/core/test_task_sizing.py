@@ -17,8 +17,8 @@ def test_the_pool_and_max_tasks_per_cycle_cap_it_and_one_is_the_least() -> None:
     assert TaskSizing(slots=8, batch_seconds=0.0).task_count(0.01, 64) == 1
 
 
-def test_without_a_measure_a_batch_is_taken_to_last_half_a_second() -> None:
-    assert TaskSizing(slots=8).task_count(2.0, 64) == 2
-    assert TaskSizing(slots=8).task_count(7.5, 64) == 8
-    assert TaskSizing(slots=6).task_count(7.5, 64) == 6
-    assert TaskSizing(slots=-1).task_count(5.0, 64) == 5  # an unlimited pool caps nothing
+def test_without_a_measure_the_pool_is_the_concurrency_else_half_second_batches() -> None:
+    assert TaskSizing(slots=8).task_count(2.0, 64) == 8
+    assert TaskSizing(slots=8).task_count(2.0, 4) == 4
+    assert TaskSizing().task_count(2.0, 64) == 2
+    assert TaskSizing(slots=-1).task_count(5.0, 64) == 5  # an unlimited pool says nothing
