@@ -10,11 +10,11 @@ How many groups (``TaskSizing``): every task instance costs Airflow a task proce
 one whose batches are more than the defer threshold (10 s) apart defers and resumes as a new process
 between them. So a cycle gets the fewest task instances that keep up with the rate: each of g instances
 runs one batch every g / per_second seconds, and is kept at most half busy (``HEADROOM``) by the batch time
-measured over the previous cycle. Without a measure (the first cycle) the pool's slots are taken, the
-concurrency the user sized for (``per_second x batch seconds <= slots``), else batches of
-``UNMEASURED_BATCH_SECONDS``; the next cycle corrects it. ``max_tasks_per_cycle`` and the pool's slots
-cap it. A task instance kept up costs too (it heartbeats while it sleeps), so more than needed is not free
-either.
+measured over the previous cycle. Without a measure (the first cycle): the pool's slots, or as many as
+0.5-s batches need if more, so that a pool resized up raises the concurrency at once. At most
+``max_tasks_per_cycle``; the pool is not a cap: it stays the live knob of how many run at once (instances
+beyond it wait for a slot, and their batches start late, as a pool below the rule makes them).
+A task instance kept up costs too (it heartbeats while it sleeps), so more than needed is not free either.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ T = TypeVar("T")
 HEADROOM = 2.0
 #: Seconds a task instance spends between two batches besides the work (tracker calls, commit): 11 ms measured.
 BATCH_OVERHEAD = 0.02
-#: The batch time assumed before one is measured (a first cycle) when the pool's size is not known either.
+#: The batch time assumed before one is measured (a first cycle).
 UNMEASURED_BATCH_SECONDS = 0.5
 
 
@@ -51,9 +51,9 @@ class TaskSizing:
 
     def task_count(self, per_second: float, max_tasks: int) -> int:
         """Task instances for a cycle at ``per_second``: enough that each is at most half busy, at least 1,
-        at most ``max_tasks`` and the pool's slots."""
-        cap = max_tasks if self.slots is None or self.slots < 1 else min(max_tasks, self.slots)
-        if self.batch_seconds is None and self.slots is not None and self.slots >= 1:
-            return max(1, cap)
+        at most ``max_tasks``."""
         seconds = UNMEASURED_BATCH_SECONDS if self.batch_seconds is None else self.batch_seconds + BATCH_OVERHEAD
-        return max(1, min(math.ceil(HEADROOM * per_second * seconds), cap))
+        need = math.ceil(HEADROOM * per_second * seconds)
+        if self.batch_seconds is None and self.slots is not None:
+            need = max(need, self.slots)
+        return max(1, min(need, max_tasks))
