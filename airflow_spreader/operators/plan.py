@@ -61,7 +61,7 @@ class PlanCycleOperator(BaseOperator):
     """Read the configuration, pick the rate in force now, claim the cycle from the tracker.
 
     Returns the cycle's batches grouped for ``expand_kwargs`` (as few task instances as keep up with the
-    rate by the last cycle's batch times, at most ``max_tasks_per_cycle`` and the pool's slots: core/grouping.py)
+    rate by the last cycle's batch times, at most ``max_tasks_per_cycle``: core/grouping.py)
     and pushes a summary of the cycle under the XCom key ``cycle``. An invalid configuration fails the task
     before the tracker is touched.
 
