@@ -49,7 +49,7 @@ def run(stack: BenchStack, params: Params, idle: dict[str, float], profile: Prof
          "work": f"{workload.ROW_SECONDS * 1000:g} ms sleep per row + 1 UPDATE per batch",
          "metadata database": stack.metadata_label, "executor": "LocalExecutor"},
     )
-    throttled = throttled_runs(stack, params, section)
+    throttled = throttled_runs(stack, params, section, idle)
     phase_values, airflow_runs, baselines = unthrottled_runs(stack, params, section, idle, profile)
     section.analysis += throttled_analysis(throttled, phase_values, idle)
     section.analysis += unthrottled_analysis(section, phase_values, airflow_runs, baselines, idle, profile)

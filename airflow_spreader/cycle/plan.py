@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from airflow_spreader.core.adapt import Pace
 from airflow_spreader.core.carving import Carve, id_carver
 from airflow_spreader.core.config import SpreadConfig
-from airflow_spreader.core.grouping import group_batches
+from airflow_spreader.core.grouping import TaskSizing, group_batches
 from airflow_spreader.core.keys import is_text_image, is_uuid_image
 from airflow_spreader.core.rules import ConfigError
 from airflow_spreader.cycle.model import BatchGroup, CycleSummary
@@ -118,7 +118,8 @@ def check_uuid_key(config: SpreadConfig, table: SourceTable, max_id: int, *, ver
 
 def plan_next_cycle(tracker: Tracker, config: SpreadConfig, now: datetime, *,
                     claim_id: str | None = None, read_max: Callable[[], int | None] | None = None,
-                    carve: Carve | None = None, pace: Pace | None = None) -> CyclePlan:
+                    carve: Carve | None = None, pace: Pace | None = None, sizing: TaskSizing | None = None,
+                    start_lead: float = 0.0) -> CyclePlan:
     """Claim the next cycle at the configured rate; a second call with the same ``claim_id`` (a retried plan
     task of the same DAG run) gets the same cycle back and advances nothing. ``read_max`` reads the key's
     MAX now: with ``follow_new_rows``, a plan at the bottom of a pass first looks for new rows with it.
@@ -128,13 +129,18 @@ def plan_next_cycle(tracker: Tracker, config: SpreadConfig, now: datetime, *,
     the rate in force at that begin (the claim calls ``config.per_second`` with it). ``carve`` cuts the
     new ranges (``carver_for``; default: ``batch_size`` ids each). ``pace`` (cycle/pace.py) is the
     governor's rate factor and batch size; default: the configuration's.
+
+    ``sizing`` picks how many task instances the batches are grouped into (core/grouping.py; default:
+    ``max_tasks_per_cycle``). ``start_lead``: a first cycle (none claimed before) begins that many seconds
+    after ``now``, the time its task instances take to be up, so that its first batches are not late and
+    then run back to back; a plan later than the previous planned end still begins at once (no gap added).
     """
     pace = pace or Pace(1.0, config.batch_size)
     rate = pace.rate(config.per_second)
     batch_size = pace.batch_size or config.batch_size
     look = look_for_new_rows(tracker, config, read_max)
     claim = tracker.claim_cycle(batch_size=batch_size, per_second=rate,
-                                duration=config.duration, begin_at=now,
+                                duration=config.duration, begin_at=now, start_lead=start_lead,
                                 lease_seconds=config.lease_seconds, after_previous=True, claim_id=claim_id,
                                 carve=carve)
     if isinstance(carve, TextCarver):
@@ -144,8 +150,9 @@ def plan_next_cycle(tracker: Tracker, config: SpreadConfig, now: datetime, *,
     length = (claim.end_at - begin_at).total_seconds() if claim.end_at else float(config.duration)
     progress = tracker.progress()
     measure = config.governor is not None and config.governor.sizes_batches
-    groups = tuple(BatchGroup(tuple(group), measure)
-                   for group in group_batches(claim.batches, config.max_tasks_per_cycle))
+    tasks = config.max_tasks_per_cycle if sizing is None else sizing.task_count(float(per_second),
+                                                                                 config.max_tasks_per_cycle)
+    groups = tuple(BatchGroup(tuple(group), measure) for group in group_batches(claim.batches, tasks))
     summary = CycleSummary(
         begin_at=begin_at, duration=length, lead_seconds=float(config.lead_seconds), per_second=float(per_second),
         on_peak=config.peak_schedule.is_on_peak(begin_at), batches=len(claim.batches), replanned=claim.replanned,

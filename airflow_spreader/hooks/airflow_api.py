@@ -87,10 +87,21 @@ class AirflowApiHook(BaseHook):
 
     def pool_exists(self, pool: str) -> bool | None:
         """Whether the pool exists; None when the api-server cannot be reached or answers otherwise."""
+        return self.read_pool(pool)[0]
+
+    def read_pool(self, pool: str) -> tuple[bool | None, int | None]:
+        """Whether the pool exists (as ``pool_exists``) and its slots (-1: unlimited) when the answer says."""
         try:
             response = self.get(f"/api/v2/pools/{pool}")
         except httpx.HTTPError:
-            return None
+            return None, None
         if response.status_code == 404:
-            return False
-        return True if response.status_code == 200 else None
+            return False, None
+        if response.status_code != 200:
+            return None, None
+        try:
+            body = response.json()
+        except ValueError:
+            return True, None
+        slots = body.get("slots") if isinstance(body, dict) else None
+        return True, slots if isinstance(slots, int) and not isinstance(slots, bool) else None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
@@ -12,6 +13,7 @@ from airflow.sdk import BaseOperator, Context, Variable
 from airflow_spreader import metrics
 from airflow_spreader.compat import AirflowFailException
 from airflow_spreader.core.config import ConfigError, SpreadConfig
+from airflow_spreader.core.grouping import TaskSizing
 from airflow_spreader.core.keys import is_uuid_image
 from airflow_spreader.cycle.pace import pace_for_cycle
 from airflow_spreader.cycle.plan import carver_for, check_rows_span, key_carver, plan_next_cycle, start_backfill
@@ -25,12 +27,22 @@ from airflow_spreader.sql.ledger import DEFAULT_LEDGER_TABLE, ledger_named
 from airflow_spreader.sql.pending import Pending, PendingPredicate, check_pending, count_pending
 from airflow_spreader.sql.row_estimate import estimate_rows
 from airflow_spreader.sql.table import SourceTable, TableBounds, TableError, inspect_table, read_max
+from airflow_spreader.state.adapt import AdaptState
 from airflow_spreader.state.row_progress import record_batching
 from airflow_spreader.state.source_record import SourceRecord, record_source
 from airflow_spreader.state.tracker import Tracker
 from airflow_spreader.state.verification import Verification
 
 CYCLE_XCOM_KEY = "cycle"
+#: The environment variable that sets the first cycle's start lead in seconds (default: the configuration's
+#: ``lead_seconds``, which covers the same start-up at each hand-over); the test suite sets 0 (dag.test()).
+START_LEAD_ENV = "AIRFLOW_SPREADER_START_LEAD_SECONDS"
+
+
+def env_start_lead() -> float | None:
+    """The value of ``$AIRFLOW_SPREADER_START_LEAD_SECONDS``, if set."""
+    raw = os.environ.get(START_LEAD_ENV)
+    return None if raw is None or not raw.strip() else max(0.0, float(raw))
 
 
 class TrackerUnavailable(SpreaderError, RuntimeError):
@@ -48,9 +60,14 @@ PERMANENT = (ConfigError, TableError, PoolMissingError, AirflowApiError, checkpo
 class PlanCycleOperator(BaseOperator):
     """Read the configuration, pick the rate in force now, claim the cycle from the tracker.
 
-    Returns the cycle's batches grouped for ``expand_kwargs`` (at most ``max_tasks_per_cycle``
-    task instances) and pushes a summary of the cycle under the XCom key ``cycle``. An invalid
-    configuration fails the task before the tracker is touched.
+    Returns the cycle's batches grouped for ``expand_kwargs`` (as few task instances as keep up with the
+    rate by the last cycle's batch times, at most ``max_tasks_per_cycle``: core/grouping.py)
+    and pushes a summary of the cycle under the XCom key ``cycle``. An invalid configuration fails the task
+    before the tracker is touched.
+
+    :param start_lead: seconds after its plan at which a backfill's first cycle begins, the time its task
+        instances take to be up (default ``$AIRFLOW_SPREADER_START_LEAD_SECONDS``, else the configuration's
+        ``lead_seconds``, which covers the same start-up at each hand-over).
     """
 
     ui_color = "#e8f0fe"
@@ -71,9 +88,11 @@ class PlanCycleOperator(BaseOperator):
         allow_unindexed_key: bool = False,
         pending: PendingPredicate | None = None,
         pending_span_batches: int = DEFAULT_SPAN_BATCHES,
+        start_lead: float | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.start_lead = env_start_lead() if start_lead is None else start_lead
         self.allow_unindexed_key = allow_unindexed_key
         self.api_conn_id = api_conn_id
         self.ledger_table = ledger_table
@@ -102,12 +121,13 @@ class PlanCycleOperator(BaseOperator):
             self.log.error("Variable %s holds an invalid configuration; nothing was planned", self.config_variable)
             raise
 
-    def check_pool(self) -> None:
-        """Ask the api-server whether the batch pool exists (tasks cannot read pools directly)."""
+    def check_pool(self) -> int | None:
+        """Ask the api-server whether the batch pool exists (tasks cannot read pools directly); its slots,
+        when the answer gave them."""
         if not self.batch_pool:
-            return
+            return None
         api = AirflowApiHook(self.api_conn_id)
-        exists = api.pool_exists(self.batch_pool)  # an AirflowApiError (refused: say which credentials) fails
+        exists, slots = api.read_pool(self.batch_pool)  # an AirflowApiError (refused: say which credentials) fails
         if exists is None:
             self.log.warning("Could not check pool %r at %s; going on", self.batch_pool, api.base_url())
         elif not exists:
@@ -115,6 +135,7 @@ class PlanCycleOperator(BaseOperator):
                 f"pool {self.batch_pool!r} does not exist, so the batches would wait forever; create it "
                 f"with: airflow pools set {self.batch_pool} 4 'airflow-spreader batches of {self.backfill}'"
             )
+        return slots
 
     def ensure_ledger(self, top: int | None) -> None:
         """Create the done-ledger before any batch can need it (the one of UUID ranges for a UUID key, whose
@@ -182,10 +203,12 @@ class PlanCycleOperator(BaseOperator):
         except redis.RedisError as error:
             raise TrackerUnavailable(f"cannot reach the Redis of connection {self.redis_conn_id!r} "
                                      f"(backfill {self.backfill!r}): {error}") from error
-        self.check_pool()
+        slots = self.check_pool()
         engine = SourceDatabaseHook(self.source_conn_id).get_conn()
         ti = context["ti"]
         claim_id = f"{ti.dag_id}/{ti.run_id}"  # a retried plan task of this DAG run gets its first try's cycle
+        # Measured before the pace takes (resets) the batch times: the batches since the last plan.
+        sizing = TaskSizing(slots, AdaptState(tracker.redis, tracker.name).peek_times().mean_seconds)
         pace = pace_for_cycle(tracker, config, claim_id)  # the governor's rate factor and batch size
         # Before the start: a key without an index in "rows" batching fails here, with nothing advanced.
         carve = carver_for(config, engine, self.table, allow_unindexed_key=self.allow_unindexed_key,
@@ -213,7 +236,8 @@ class PlanCycleOperator(BaseOperator):
         record_batching(tracker, config.batching, lambda: estimate_rows(engine, self.table))
         governor.publish(tracker, config.governor)  # the batches of this cycle read it from Redis
         cycle = plan_next_cycle(tracker, config, datetime.now(timezone.utc), claim_id=claim_id,
-                                read_max=self.read_max, carve=carve, pace=pace)
+                                read_max=self.read_max, carve=carve, pace=pace, sizing=sizing,
+                                start_lead=float(config.lead_seconds) if self.start_lead is None else self.start_lead)
         summary = cycle.summary
         if summary.look is not None and summary.look != "not-at-bottom":
             self.log.info("Looked for rows above the top of %r: %s (pass %d, top %s)", self.backfill, summary.look,

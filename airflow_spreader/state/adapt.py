@@ -8,6 +8,7 @@ and the status only read it.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -28,6 +29,11 @@ class BatchTimes:
     ids: int = 0
     rows: int = 0
     row_seconds: float = 0.0
+
+    @property
+    def mean_seconds(self) -> float | None:
+        """Mean seconds of a batch; None without a batch."""
+        return self.seconds / self.batches if self.batches > 0 else None
 
     def seconds_per(self, unit: Unit) -> float | None:
         """Seconds per id (or per row reported); None without a measure."""
@@ -69,9 +75,11 @@ class AdaptState:
         pipe = self.redis.pipeline(transaction=True)
         pipe.hgetall(self.keys.batch_times)
         pipe.delete(self.keys.batch_times)
-        raw = {redis_text(k): redis_text(v) for k, v in pipe.execute()[0].items()}
-        return BatchTimes(int(raw.get("batches") or 0), float(raw.get("seconds") or 0), int(raw.get("ids") or 0),
-                          int(raw.get("rows") or 0), float(raw.get("row_seconds") or 0))
+        return _times(pipe.execute()[0])
+
+    def peek_times(self) -> BatchTimes:
+        """The sums since the last take, left in place (the plan sizes its task instances by them)."""
+        return _times(self.redis.hgetall(self.keys.batch_times))
 
     def load(self) -> AdaptRecord | None:
         raw = {redis_text(k): redis_text(v) for k, v in self.redis.hgetall(self.keys.adapt).items()}
@@ -91,3 +99,10 @@ class AdaptState:
     def clear(self) -> None:
         """The adaptation switched off: the next one starts from the configuration again."""
         self.redis.delete(self.keys.adapt, self.keys.batch_times)
+
+
+def _times(hash_: Mapping[bytes | str, bytes | str]) -> BatchTimes:
+    """The sums of a ``batch-times`` hash read from Redis."""
+    raw = {redis_text(k): redis_text(v) for k, v in hash_.items()}
+    return BatchTimes(int(raw.get("batches") or 0), float(raw.get("seconds") or 0), int(raw.get("ids") or 0),
+                      int(raw.get("rows") or 0), float(raw.get("row_seconds") or 0))

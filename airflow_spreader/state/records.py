@@ -273,8 +273,12 @@ class ClaimSnapshot:
     planned_until: float | None
     recorded: str | None = None  # the cycle already claimed under the claim id, if any
 
-    def begin(self, not_before: datetime, after_previous: bool) -> datetime:
-        """When the cycle begins: ``not_before``, or the previous cycle's planned end if later and asked."""
+    def begin(self, not_before: datetime, after_previous: bool, start_lead: float = 0.0) -> datetime:
+        """When the cycle begins: ``not_before``, or the previous cycle's planned end if later and asked; a first
+        cycle (none planned before) ``start_lead`` seconds after ``not_before``, the time its tasks take to be up.
+        A late plan (the previous end passed) begins at once: a lead there would add a gap between cycles."""
         if after_previous and self.planned_until is not None and self.planned_until > not_before.timestamp():
             return datetime.fromtimestamp(self.planned_until, not_before.tzinfo)
+        if self.planned_until is None and start_lead > 0:
+            return not_before + timedelta(seconds=start_lead)
         return not_before

@@ -166,6 +166,7 @@ class Tracker:
         after_previous: bool = False,
         claim_id: str | None = None,
         carve: Carve | None = None,
+        start_lead: float = 0.0,
     ) -> CycleClaim:
         """Atomically plan one cycle: ranges due for re-planning first, then new ones from the cursor.
 
@@ -180,11 +181,13 @@ class Tracker:
         With a ``claim_id`` (a DAG run), claiming it again (a retried plan, a lost reply) returns its cycle
         unchanged, tokens too, and advances nothing; the last ``CLAIMS_KEPT`` claim ids are remembered.
         ``carve`` cuts the new ranges from the cursor (default: ``batch_size`` ids each; core/carving.py).
+        A first cycle (no cycle claimed before) begins ``start_lead`` seconds after ``begin_at``.
         """
         carve = carve or id_carver(batch_size)
         claim_id = None if claim_id is None else validate_claim_id(claim_id)
         for attempt in range(MAX_CLAIM_RETRIES):
-            snapshot, start, rate, offsets = self._read(per_second, duration, begin_at, after_previous, claim_id)
+            snapshot, start, rate, offsets = self._read(per_second, duration, begin_at, after_previous, claim_id,
+                                                        start_lead)
             if snapshot.recorded is not None:  # read with the snapshot; the script answers RECORDED if later
                 return CycleClaim.from_record(snapshot.recorded)
             if snapshot.stopped:
@@ -230,12 +233,13 @@ class Tracker:
                           begin_at=start, per_second=rate, end_at=cycle_end(start, rate, duration))
 
     def _read(self, per_second: Rate, duration: Number, begin_at: datetime, after_previous: bool,
-              claim_id: str | None = None) -> tuple[ClaimSnapshot, datetime, Number, list[int]]:
+              claim_id: str | None = None,
+              start_lead: float = 0.0) -> tuple[ClaimSnapshot, datetime, Number, list[int]]:
         """The snapshot, the cycle's begin, the rate in force then, and the cycle's slots."""
         limit = len(slot_offsets(rate_at(per_second, begin_at), duration))
         while True:
             snapshot = self._snapshot(limit, claim_id)
-            start = snapshot.begin(begin_at, after_previous)
+            start = snapshot.begin(begin_at, after_previous, start_lead)
             rate = rate_at(per_second, start)
             offsets = slot_offsets(rate, duration)
             if len(offsets) <= limit:  # read enough due ranges for every slot (else read again, more)

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta, timezone
 import sqlalchemy as sa
 
 from airflow_spreader.core.config import SpreadConfig
+from airflow_spreader.core.grouping import TaskSizing
 from airflow_spreader.cycle.model import BatchGroup, CycleSummary
 from airflow_spreader.cycle.plan import plan_next_cycle, start_backfill
 from airflow_spreader.sql.table import SourceTable, inspect_table
@@ -149,3 +150,24 @@ def test_rows_batching_refuses_a_key_span_beyond_the_trackers_counters() -> None
     check_rows_span(config(), table, -2**63, 2**63 - 1)  # "ids": spans are cut batch_size at a time
     with pytest.raises(TableError, match=r"spans -9223372036854775808..9223372036854775807, more than 2\^63 - 1"):
         check_rows_span(config(batching="rows"), table, -2**63, 2**63 - 1)
+
+
+def test_a_first_cycle_begins_its_start_lead_after_the_plan_and_the_next_one_still_tiles(tracker: Tracker) -> None:
+    tracker.start(max_id=1000)
+    first = plan_next_cycle(tracker, config(), NOW, start_lead=5)
+    assert first.summary.begin_at == NOW + timedelta(seconds=5)
+    assert min(batch.run_at for batch in first.claim.batches) == NOW + timedelta(seconds=5)
+    second = plan_next_cycle(tracker, config(), first.summary.end_at - timedelta(seconds=6), start_lead=5)
+    assert second.summary.begin_at == first.summary.end_at  # the previous end is later than now: no gap
+    late = second.summary.end_at + timedelta(seconds=2)
+    third = plan_next_cycle(tracker, config(), late, start_lead=5)
+    assert third.summary.begin_at == late  # a late plan begins at once: a lead would add a gap
+
+
+def test_the_sizing_groups_a_cycle_into_as_few_task_instances_as_keep_up(tracker: Tracker) -> None:
+    tracker.start(max_id=10_000)
+    # 2/s, batches of 0.7 s (+ 0.02 between): 2 x 2 x 0.72 -> 3 task instances, each at most half busy.
+    cycle = plan_next_cycle(tracker, config(max_tasks_per_cycle=64), NOW, sizing=TaskSizing(8, 0.7))
+    assert cycle.summary.task_instances == 3 and len(cycle.expand_kwargs()) == 3
+    regrouped = [batch for entry in cycle.expand_kwargs() for batch in BatchGroup.from_xcom(entry["batches"]).batches]
+    assert sorted(regrouped, key=lambda b: -b.end_id) == list(cycle.claim.batches)  # every batch once
