@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from datetime import datetime, timezone
@@ -39,10 +40,22 @@ CYCLE_XCOM_KEY = "cycle"
 START_LEAD_ENV = "AIRFLOW_SPREADER_START_LEAD_SECONDS"
 
 
+def check_start_lead(value: object, where: str = "start_lead") -> float:
+    """A start lead in seconds: a finite number >= 0; one clear error naming ``where`` otherwise."""
+    try:
+        lead = float(value) if not isinstance(value, bool) else math.nan  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        lead = math.nan
+    if not math.isfinite(lead) or lead < 0:
+        raise ValueError(f"{where} must be a number of seconds >= 0 (0: the first cycle begins at its plan), "
+                         f"got {value!r}")
+    return lead
+
+
 def env_start_lead() -> float | None:
     """The value of ``$AIRFLOW_SPREADER_START_LEAD_SECONDS``, if set."""
     raw = os.environ.get(START_LEAD_ENV)
-    return None if raw is None or not raw.strip() else max(0.0, float(raw))
+    return None if raw is None or not raw.strip() else check_start_lead(raw.strip(), f"${START_LEAD_ENV}")
 
 
 class TrackerUnavailable(SpreaderError, RuntimeError):
@@ -92,7 +105,7 @@ class PlanCycleOperator(BaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.start_lead = env_start_lead() if start_lead is None else start_lead
+        self.start_lead = env_start_lead() if start_lead is None else check_start_lead(start_lead)
         self.allow_unindexed_key = allow_unindexed_key
         self.api_conn_id = api_conn_id
         self.ledger_table = ledger_table
