@@ -7,7 +7,6 @@ import json
 
 import pytest
 import sqlalchemy as sa
-from tests.sql.test_text_keys import KEYS
 
 from airflow_spreader.core.keys import is_text_image
 from airflow_spreader.tools.cli import main
@@ -15,6 +14,7 @@ from tests.airflow.conftest import TABLE, Source
 from tests.airflow.test_backfill_dag import run_cycle, run_cycle_stopped_at_batch
 from tests.airflow.test_poison_rows import CONFIG as POISON_CONFIG
 from tests.airflow.test_poison_rows import POISON_FILE
+from tests.sql.test_text_walk import KEYS
 
 pytestmark = pytest.mark.airflow
 
