@@ -124,7 +124,11 @@ def stack(airflow_stack_factory, files: dict[str, Path], redis_url: str) -> Airf
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",  # real users, a real login form
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": ",".join(f"{n}:{role}" for n, (role, _) in USERS.items()),
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(files["passwords"]),
-        "AIRFLOW_CONN_SPREADER_PAGE_SOURCE": json.dumps({"conn_type": "sqlite", "host": str(files["source"])}),
+        # A held batch waits inside its transaction, holding SQLite's writer lock (the ledger's): the other
+        # task instance's batch must wait for it too, still in flight, rather than fail after SQLite's default
+        # 5-s busy timeout (then failures go on arriving and the page and the console read different numbers).
+        "AIRFLOW_CONN_SPREADER_PAGE_SOURCE": json.dumps({"conn_type": "sqlite", "host": str(files["source"]), "extra": {
+            "sqlalchemy_url": f"sqlite:///{files['source']}?timeout=600"}}),
         # The plan reads its pool through the REST API: under a real auth manager it logs in with these.
         "AIRFLOW_CONN_AIRFLOW_API": json.dumps({"conn_type": "http", "login": "admin", "password": USERS["admin"][1]}),
         "AIRFLOW_CONN_REDIS_DEFAULT": redis_connection(redis_url),
