@@ -31,6 +31,14 @@ def run_cycle(source: Source) -> str:
     return str(run_dag(source).state)
 
 
+def run_cycles_until_finished(source: Source, cycles: int) -> None:
+    """Up to ``cycles`` more cycles, none after the backfill finished (the caller asserts what it expects)."""
+    for _ in range(cycles):
+        run_cycle(source)
+        if source.tracker.progress().finished:
+            return
+
+
 def run_cycle_stopped_at_batch(source: Source, batch: int, go_after: float) -> None:
     """One cycle whose ``batch``-th batch's work stops the backfill (the test DAGs' stop-after file); an
     operator says ``go`` ``go_after`` seconds after the stop, while the cycle's other batches hand back."""
@@ -162,10 +170,7 @@ def test_stopped_touches_no_row_then_go_completes_exactly_once(source: Source) -
     assert run_cycle(source) == "success"  # plans nothing, then waits (deferred) for go
     operator.join()
     assert while_stopped == {"counters": {0}, "planned": 0}
-    for _ in range(3):
-        run_cycle(source)
-        if source.tracker.progress().finished:
-            break
+    run_cycles_until_finished(source, 3)
     assert source.tracker.progress().finished
     assert set(source.counters().values()) == {1}
 
@@ -188,10 +193,7 @@ def test_a_stop_mid_cycle_hands_the_rest_back_and_go_finishes_exactly_once(sourc
     run_cycle_stopped_at_batch(source, 3, go_after=3)  # the 3rd batch's work stops the backfill
     progress = source.tracker.progress()
     assert 3 <= progress.batches_done < 20, "the stop came mid-cycle"
-    for _ in range(3):
-        run_cycle(source)
-        if source.tracker.progress().finished:
-            break
+    run_cycles_until_finished(source, 3)
     progress = source.tracker.progress()
     assert progress.finished and progress.counters.get("batches_replanned", 0) > 0
     assert (progress.batches_done, progress.rows_done) == (20, 200), "the handed-back ranges kept their bounds"

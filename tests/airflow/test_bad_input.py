@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from airflow_spreader.core.names import checkpoint_variable
 from airflow_spreader.state.checkpoint import Checkpoint
 from tests.airflow.conftest import TABLE, Source, sparse_keys
-from tests.airflow.test_backfill_dag import RATE, run_cycle
+from tests.airflow.test_backfill_dag import RATE, run_cycle, run_cycles_until_finished
 
 pytestmark = pytest.mark.airflow
 
@@ -107,9 +107,6 @@ def test_lost_redis_state_is_refused_then_resumed_from_the_checkpoint(source: So
 
     saved.restore(source.tracker)
     assert source.tracker.generation() == saved.generation, "the restore continues the run's done-ledger"
-    for _ in range(3):
-        run_cycle(source)
-        if source.tracker.progress().finished:
-            break
+    run_cycles_until_finished(source, 3)
     assert source.counters() == dict.fromkeys(keys, 1)
     assert source.tracker.progress().batches_done == 25, "the carve after the restore: 250 rows, 25 batches"

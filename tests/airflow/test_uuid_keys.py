@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from airflow_spreader.core.keys import from_key, to_key
 from airflow_spreader.tools.cli import main
 from tests.airflow.conftest import TABLE, Source
-from tests.airflow.test_backfill_dag import run_cycle, run_cycle_stopped_at_batch
+from tests.airflow.test_backfill_dag import run_cycle, run_cycle_stopped_at_batch, run_cycles_until_finished
 from tests.airflow.test_poison_rows import CONFIG as POISON_CONFIG
 from tests.airflow.test_poison_rows import POISON_FILE
 
@@ -95,10 +95,7 @@ def test_a_stop_mid_cycle_on_a_uuid_key_hands_the_rest_back_and_go_finishes_exac
                       max_tasks_per_cycle=2, lead_seconds=8, batching="rows")
     run_cycle_stopped_at_batch(source, 3, go_after=2)  # the 3rd batch's work stops the backfill
     assert 3 <= source.tracker.progress().batches_done < 8, "the stop came mid-cycle"
-    for _ in range(3):
-        run_cycle(source)
-        if source.tracker.progress().finished:
-            break
+    run_cycles_until_finished(source, 3)
     progress = source.tracker.progress()
     assert progress.finished and progress.counters.get("batches_replanned", 0) > 0
     assert (progress.batches_done, progress.rows_done) == (8, 80), "the handed-back ranges kept their bounds"
