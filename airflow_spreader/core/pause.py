@@ -14,6 +14,10 @@ from typing import Literal
 
 #: Seconds a read of the DAG's paused flag is trusted: at most one Task SDK call per second.
 PAUSE_CACHE_SECONDS = 1.0
+#: Seconds before a batch's moment that its task asks whether to start it (stopped, held, paused), then sleeps
+#: the rest: the answers' round trips (seconds on a loaded machine) no longer delay the start. The price: a
+#: pause or a hold that lands in that last half second does not stop that one batch.
+PREPARE_SECONDS = 0.5
 
 PauseStep = Literal["start", "wait", "hold", "hand_back"]
 

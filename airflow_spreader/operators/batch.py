@@ -11,7 +11,7 @@ from airflow.sdk import Context
 
 from airflow_spreader import compat, metrics
 from airflow_spreader.core.keys import is_text_image, is_uuid_image, to_key
-from airflow_spreader.core.pause import PausedReading, pause_step
+from airflow_spreader.core.pause import PREPARE_SECONDS, PausedReading, pause_step
 from airflow_spreader.core.planner import IdRange
 from airflow_spreader.core.split import DEFAULT_MAX_SPLIT_DEPTH, check_max_split_depth
 from airflow_spreader.core.timing import call_work, missing_work
@@ -170,10 +170,14 @@ class SpreadBatchOperator(TimedWaits):
         if self.batches:
             self.warm_up()
         for batch in BatchGroup.from_xcom(self.batches).batches:
-            if batch.run_at > datetime.now(timezone.utc) and not tracker.is_stopped():
-                self.wait_for(batch.run_at, self.wake_trigger)
+            # The checks (stop, governor, pause: Redis and Task SDK round trips) run PREPARE_SECONDS ahead of the
+            # batch's moment, so that a loaded machine's slow answers do not make the batch start late.
+            checks_at = batch.run_at - timedelta(seconds=PREPARE_SECONDS)
+            if checks_at > datetime.now(timezone.utc) and not tracker.is_stopped():
+                self.wait_for(checks_at, self.wake_trigger)
             held = governor_holds(tracker, self.log)  # first: a governor's stop sets the stop flag
-            step = pause_step(batch.run_at, paused=self.dag_is_paused(context), stopped=tracker.is_stopped(),
+            stopped = tracker.is_stopped()
+            step = pause_step(batch.run_at, paused=self.dag_is_paused(context), stopped=stopped,
                               resumed_at=resumed_at, held=held)
             if step == "wait":
                 self.wait_out_pause()
@@ -182,6 +186,8 @@ class SpreadBatchOperator(TimedWaits):
             if step == "hand_back":
                 outcome["handed_back" if tracker.release(batch) == "released" else "skipped"] += 1
                 continue
+            if step == "start" and not stopped:
+                self.sleep_until(batch.run_at)
             outcome[self.run_one(tracker, batch, context, attempt, generation, final_try, failures)] += 1
         self.log.info("Backfill %r: %s", self.backfill, outcome)
         if outcome["stopped"]:

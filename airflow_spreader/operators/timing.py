@@ -40,6 +40,11 @@ class TimedWaits(BaseOperator):
                  before: Callable[[], None] | None = None) -> None:
         """Defer a long wait for ``moment``, then sleep the rest (or all of a short one)."""
         self.defer_if_far(moment, trigger, before)
+        self.sleep_until(moment)
+
+    @staticmethod
+    def sleep_until(moment: datetime) -> None:
+        """Sleep in the worker until ``moment`` (at once when it has passed)."""
         left = (moment - datetime.now(timezone.utc)).total_seconds()
         if left > 0:
             time.sleep(left)

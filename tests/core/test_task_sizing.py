@@ -23,3 +23,12 @@ def test_without_a_measure_the_pool_or_half_second_batches_whichever_needs_more(
     assert TaskSizing(slots=2).task_count(10.0, 8) == 8  # a pool resized up mid-cycle raises it at once
     assert TaskSizing().task_count(2.0, 64) == 2
     assert TaskSizing(slots=-1).task_count(5.0, 64) == 5  # an unlimited pool says nothing
+
+
+def test_a_pool_that_keeps_to_the_rule_caps_a_measured_cycle_at_its_slots_or_half_of_them() -> None:
+    # Instances beyond the slots would wait for one, and their batches start late: never more than the slots.
+    assert TaskSizing(slots=2, batch_seconds=0.2).task_count(8.0, 64) == 2  # 8 x 0.22 = 1.76 busy, not 4
+    assert TaskSizing(slots=6, batch_seconds=0.5).task_count(5.0, 64) == 6  # 2.6 busy: half (3) too few
+    assert TaskSizing(slots=8, batch_seconds=0.4).task_count(4.0, 64) == 4  # 1.68 busy: half is enough
+    assert TaskSizing(slots=8, batch_seconds=0.4).task_count(5.0, 64) == 4  # 2.1 busy, 4 >= 1.25 x 2.1
+    assert TaskSizing(slots=3, batch_seconds=0.8).task_count(3.0, 64) == 3  # 2.46 busy: ceil(4.92) capped
