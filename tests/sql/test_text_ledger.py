@@ -3,6 +3,7 @@ by their text bounds, and a range cut otherwise (a restore with another batch si
 
 from __future__ import annotations
 
+import itertools
 import random
 import threading
 import time
@@ -176,7 +177,7 @@ def test_a_restore_with_another_batch_size_does_every_row_once(
     assert runs.counters() == dict.fromkeys(keys, 1)
     recorded = ledger.recorded(engine, KEY.backfill, KEY.generation)
     assert sum(r.rows or 0 for r in recorded) == len(keys)
-    for below, above in zip(recorded, recorded[1:]):  # disjoint, and each holds rows: no gap left between them
+    for below, above in itertools.pairwise(recorded):  # disjoint, and each holds rows: no gap left between them
         assert above.low is not None and held(engine, table, below.high, above.low) == set()
 
 
@@ -233,9 +234,9 @@ def test_work_that_commits_the_transaction_itself_is_refused_and_records_nothing
         conn.commit()
         return rows
 
-    with pytest.raises(WorkCommitted, match="the work committed the batch's transaction itself"):
-        with engine.begin() as conn:
-            ledger.run(conn, KEY, table, k[0], k[5], lambda b, e: committing(conn, b, e))
+    with pytest.raises(WorkCommitted, match="the work committed the batch's transaction itself"), \
+            engine.begin() as conn:
+        ledger.run(conn, KEY, table, k[0], k[5], lambda b, e: committing(conn, b, e))
     assert ledger.recorded(engine, KEY.backfill, KEY.generation) == []
     assert runs.run(k[0], k[5]) == 5, "the retry runs it again (the early commit is done twice)"
 
