@@ -16,6 +16,7 @@ backfill's rows with ``DELETE FROM spreader_ledger WHERE backfill = '...'``.
 A UUID key's ranges (their integer images, core/keys.py, up to 2^131) do not fit BIGINT: they go to a
 table of their own, ``<name>_uuid``, whose bounds are fixed-width decimal text (``WIDE_DIGITS`` digits,
 zero-padded), which orders like the numbers in every collation, so the same SQL finds the overlaps.
+A text key's ranges are recorded by their texts, in ``<name>_text`` (sql/text_ledger.py).
 """
 
 from __future__ import annotations
