@@ -274,3 +274,16 @@ def test_a_concurrent_holder_of_the_same_range_waits_then_skips(
     assert outcome["second"] == "skipped" and outcome["rows"] == 10
     assert outcome["waited"] > 0.5, "the second holder did not wait for the first to commit"
     assert runs.counters() == {key: 1 if key in k[3:13] else 0 for key in k}
+
+
+def test_sqlite_collations_are_read_from_the_declared_schema() -> None:
+    engine = sa.create_engine("sqlite://")
+    with engine.begin() as conn:
+        conn.execute(sa.text("""CREATE TABLE "My Items" (
+            "Key Col"\tVARCHAR(20) NOT NULL COLLATE "nocase" PRIMARY KEY,
+            note TEXT DEFAULT 'x COLLATE RTRIM, y' CHECK (length(note) < 9),
+            [code] TEXT COLLATE RTRIM, plain TEXT, UNIQUE (plain, code))"""))
+    found = {key: column_collation(engine, SourceTable("My Items", key)) for key in ("Key Col", "note", "code",
+                                                                                     "PLAIN", "absent")}
+    assert found == {"Key Col": "NOCASE", "note": "BINARY", "code": "RTRIM", "PLAIN": "BINARY", "absent": None}
+    engine.dispose()
