@@ -22,6 +22,7 @@ from airflow_spreader.hooks.spreader import SpreaderHook
 from airflow_spreader.operators.governed import governor_holds, hold_trigger
 from airflow_spreader.operators.timing import TimedWaits
 from airflow_spreader.sql.ledger import DEFAULT_LEDGER_TABLE, LedgerKey, RangeAlreadyDone, ledger_named
+from airflow_spreader.sql.text_ledger import text_ledger_named
 from airflow_spreader.state.adapt import AdaptState
 from airflow_spreader.state.idle import IdleLog
 from airflow_spreader.state.quarantine import Quarantine
@@ -275,13 +276,20 @@ class SpreadBatchOperator(TimedWaits):
         With the ledger, the work runs once per sub-range the ledger does not show done (the whole range,
         unless a restore re-cut the ranges); RangeAlreadyDone, without running it, when all of it is done.
         A text key's range (handles, state/text_keys.py) reaches the work as its lowest and highest key,
-        read now; a range that holds no row runs no work.
+        read now; a range that holds no row runs no work. With the ledger it is recorded by its texts
+        (sql/text_ledger.py), each part not recorded yet running the work once.
         """
         engine = self.source_engine()
-        ledger = ledger_named(self.ledger_table, is_uuid_image(batch.end_id)) if self.ledger_table else None
         key = LedgerKey(self.backfill, generation, batch.begin_id, batch.end_id)
         texts = text_keys_of(SpreaderHook(self.redis_conn_id).tracker(self.backfill), engine) \
             if is_text_image(batch.end_id) else None
+        if texts is not None and self.ledger_table:  # recorded by its texts: a restore's new cut skips them
+            low, high = texts.bounds(batch.id_range)
+            with engine.begin() as connection:
+                return text_ledger_named(self.ledger_table).run(
+                    connection, key, texts.table, low, high,
+                    lambda begin, end: self.process(connection, begin, end, context))
+        ledger = ledger_named(self.ledger_table, is_uuid_image(batch.end_id)) if self.ledger_table else None
         with engine.begin() as connection:
             def work(begin_id: int, end_id: int) -> int | None:
                 if texts is None:

@@ -15,7 +15,7 @@ from airflow_spreader import metrics
 from airflow_spreader.compat import AirflowFailException
 from airflow_spreader.core.config import ConfigError, SpreadConfig
 from airflow_spreader.core.grouping import TaskSizing
-from airflow_spreader.core.keys import is_uuid_image
+from airflow_spreader.core.keys import is_text_image, is_uuid_image
 from airflow_spreader.cycle.pace import pace_for_cycle
 from airflow_spreader.cycle.plan import carver_for, check_rows_span, key_carver, plan_next_cycle, start_backfill
 from airflow_spreader.cycle.verify import DEFAULT_SPAN_BATCHES, verify_round
@@ -28,6 +28,7 @@ from airflow_spreader.sql.ledger import DEFAULT_LEDGER_TABLE, ledger_named
 from airflow_spreader.sql.pending import Pending, PendingPredicate, check_pending, count_pending
 from airflow_spreader.sql.row_estimate import estimate_rows
 from airflow_spreader.sql.table import SourceTable, TableBounds, TableError, inspect_table, read_max
+from airflow_spreader.sql.text_ledger import text_ledger_named
 from airflow_spreader.state.adapt import AdaptState
 from airflow_spreader.state.row_progress import record_batching
 from airflow_spreader.state.source_record import SourceRecord, record_source
@@ -151,11 +152,16 @@ class PlanCycleOperator(BaseOperator):
         return slots
 
     def ensure_ledger(self, top: int | None) -> None:
-        """Create the done-ledger before any batch can need it (the one of UUID ranges for a UUID key, whose
-        bound ``top`` tells); one catalog lookup when it exists."""
-        if self.ledger_table:
-            ledger = ledger_named(self.ledger_table, top is not None and is_uuid_image(top))
-            ledger.ensure(SourceDatabaseHook(self.source_conn_id).get_conn())
+        """Create the done-ledger before any batch can need it (the one of UUID ranges for a UUID key, the one of
+        text ranges, in the key's collation, for a text key: the bound ``top`` tells); a few catalog lookups
+        when it exists."""
+        if not self.ledger_table:
+            return
+        engine = SourceDatabaseHook(self.source_conn_id).get_conn()
+        if top is not None and is_text_image(top):
+            text_ledger_named(self.ledger_table).ensure(engine, self.table)
+        else:
+            ledger_named(self.ledger_table, top is not None and is_uuid_image(top)).ensure(engine)
 
     def read_max(self) -> int | None:
         """The key's MAX now, for ``follow_new_rows`` at the bottom of a pass."""

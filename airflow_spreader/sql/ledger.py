@@ -16,6 +16,7 @@ backfill's rows with ``DELETE FROM spreader_ledger WHERE backfill = '...'``.
 A UUID key's ranges (their integer images, core/keys.py, up to 2^131) do not fit BIGINT: they go to a
 table of their own, ``<name>_uuid``, whose bounds are fixed-width decimal text (``WIDE_DIGITS`` digits,
 zero-padded), which orders like the numbers in every collation, so the same SQL finds the overlaps.
+A text key's ranges are recorded by their texts, in ``<name>_text`` (sql/text_ledger.py).
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ from airflow_spreader.errors import SpreaderError
 from airflow_spreader.sql.table import SourceTable, TableError, safe_url
 
 __all__ = ["DEFAULT_LEDGER_TABLE", "Ledger", "LedgerKey", "RangeAlreadyDone", "SubRangeWork", "WorkCommitted",
-           "ledger_named", "uncovered"]
+           "check_still_open", "create_table", "ledger_named",
+           "open_transaction", "sum_rows", "table_exists", "uncovered"]
 
 #: The work for one uncovered sub-range: ``work(begin_id, end_id)`` -> rows changed, or None.
 SubRangeWork = Callable[[int, int], "int | None"]
@@ -97,20 +99,8 @@ class Ledger:
 
         An unreachable database raises the driver's error as it is (a passing outage: retry).
         """
-        if _exists(engine, self.table, quiet=False):
-            return
-        try:
-            self.table.create(engine, checkfirst=True)
-        except sa.exc.DBAPIError as error:
-            if _exists(engine, self.table):  # another planner created it meanwhile
-                return
-            first_line = str(getattr(error, "orig", error)).strip().splitlines()[0]
-            raise TableError(
-                f"cannot create the ledger table {self.name!r} in {safe_url(engine.url)}: {first_line}. "
-                "Create it with a user that may (airflow-spreader's docs/production.md has the DDL), or "
-                "pass ledger_table=None to the DAG factory (then a batch killed after its commit is done "
-                "again: at least once)"
-            ) from error
+        if not table_exists(engine, self.table, quiet=False):
+            create_table(engine, self.table, self.name)
 
     def enter(self, connection: sa.Connection, key: LedgerKey) -> None:
         """Record the range as done inside the open transaction ``connection``, before its work.
@@ -136,24 +126,17 @@ class Ledger:
         an early commit by the work can never commit a mark; a concurrent holder that recorded the same
         sub-range first makes this insert wait, then fail, and the whole transaction is rolled back.
         """
-        transaction = connection.get_transaction()
-        if transaction is None or not transaction.is_active:
-            raise TypeError("Ledger.run needs a connection inside an open transaction (engine.begin())")
+        transaction = open_transaction(connection, "Ledger.run")
         if connection.dialect.name == "sqlite":  # take the writer lock first: SQLite then serialises holders
             connection.execute(self.table.update().where(*self._match(key)).values(end_id=self.table.c.end_id))
         recorded = self._overlapping(connection, key, lock=connection.dialect.name == "postgresql")
         gaps = uncovered(key.begin_id, key.end_id, [(begin, end) for begin, end, _ in recorded])
         if not gaps:
-            raise RangeAlreadyDone(key, _sum_rows(rows for begin, _, rows in recorded if begin >= key.begin_id))
+            raise RangeAlreadyDone(key, sum_rows(rows for begin, _, rows in recorded if begin >= key.begin_id))
         total: int | None = None
         for begin, end in gaps:
             rows = work(begin, end)
-            if connection.get_transaction() is not transaction or not transaction.is_active:
-                raise WorkCommitted(
-                    f"the work committed the batch's transaction itself (range {begin}-{end} of backfill "
-                    f"{key.backfill!r}); the work must leave commit and rollback to the batch. Nothing was "
-                    "recorded in the done-ledger, so the retry runs the range again: what the work committed "
-                    "early is done twice unless it is idempotent")
+            check_still_open(connection, transaction, f"{begin}-{end}", key.backfill)
             sub = LedgerKey(key.backfill, key.generation, begin, end)
             try:
                 connection.execute(self.table.insert().values(
@@ -220,12 +203,45 @@ def uncovered(begin_id: int, end_id: int, recorded: Iterable[tuple[int, int]]) -
     return gaps
 
 
-def _sum_rows(rows: Iterable[int | None]) -> int | None:
+def create_table(engine: sa.Engine, table: sa.Table, name: str) -> None:
+    """Create the ledger table ``table`` (of the ledger ``name``); a TableError says what to do when not allowed."""
+    try:
+        table.create(engine, checkfirst=True)
+    except sa.exc.DBAPIError as error:
+        if table_exists(engine, table):  # another planner created it meanwhile
+            return
+        first_line = str(getattr(error, "orig", error)).strip().splitlines()[0]
+        raise TableError(
+            f"cannot create the ledger table {name!r} in {safe_url(engine.url)}: {first_line}. "
+            "Create it with a user that may (airflow-spreader's docs/production.md has the DDL), or "
+            "pass ledger_table=None to the DAG factory (then a batch killed after its commit is done "
+            "again: at least once)"
+        ) from error
+
+
+def open_transaction(connection: sa.Connection, who: str) -> sa.Transaction:
+    """The connection's open transaction, which the work and the ledger's rows share."""
+    transaction = connection.get_transaction()
+    if transaction is None or not transaction.is_active:
+        raise TypeError(f"{who} needs a connection inside an open transaction (engine.begin())")
+    return transaction
+
+
+def check_still_open(connection: sa.Connection, transaction: sa.Transaction, label: str, backfill: str) -> None:
+    """Raise :class:`WorkCommitted` when the work ended ``transaction`` itself (range ``label``)."""
+    if connection.get_transaction() is not transaction or not transaction.is_active:
+        raise WorkCommitted(
+            f"the work committed the batch's transaction itself (range {label} of backfill {backfill!r}); the "
+            "work must leave commit and rollback to the batch. Nothing was recorded in the done-ledger, so the "
+            "retry runs the range again: what the work committed early is done twice unless it is idempotent")
+
+
+def sum_rows(rows: Iterable[int | None]) -> int | None:
     known = [r for r in rows if r is not None]
     return sum(known) if known else None
 
 
-def _exists(engine: sa.Engine, table: sa.Table, quiet: bool = True) -> bool:
+def table_exists(engine: sa.Engine, table: sa.Table, quiet: bool = True) -> bool:
     try:
         with engine.connect() as connection:
             return sa.inspect(connection).has_table(table.name, schema=table.schema)

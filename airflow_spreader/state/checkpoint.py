@@ -62,16 +62,12 @@ class Checkpoint:
         return cls(low_water, progress.min_id, progress.max_id, progress.finished, at, generation)
 
     def restore(self, tracker: Tracker) -> None:
-        """Start the tracker again from the checkpoint: nothing above ``low_water`` is done twice, and with
-        the done-ledger nothing below it either (the ranges done there are skipped, as long as the batch
-        size is the one they ran with); a text key's ranges below it are done again (see below)."""
+        """Start the tracker again from the checkpoint, in its generation: nothing above ``low_water`` is done
+        twice, and with the done-ledger nothing below it either (the ranges done there are skipped, whatever
+        the new cut: a text key's ledger records its ranges by their texts, sql/text_ledger.py, so the handles
+        carved again from the table below the re-minted mark need not stand for the same rows)."""
         if self.text_key:
-            # The handles below the mark are carved again from the table: if rows came or went there since,
-            # a handle may stand for other rows than the ledger's row of the same range, so the ledger must
-            # not skip by them. A new generation: done again (at least once), never skipped wrongly.
             TextKeyStore(tracker).mint({self.low_water: self.low_water_text, TEXT_BOTTOM: BELOW_ALL})
-            tracker.start(max_id=self.low_water, min_id=self.min_id)
-            return
         tracker.start(max_id=self.low_water, min_id=self.min_id, generation=self.generation)
 
     def refusal(self, name: str, variable: str) -> TrackerStateLost:

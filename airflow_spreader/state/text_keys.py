@@ -1,15 +1,16 @@
 """Text keys: the handles a walk hands out, the texts they stand for, and the database reads behind them.
 
-A text key has no integer image (core/keys.py): its order is the database's collation. So the walk gives
-each row it reads an integer *handle*, descending by one a row from the top (``core.carving.text_ranges``),
-and keeps the handle -> text map of the rows it cuts at in the backfill's Redis namespace (``Keys.texts``,
-one entry a range not done for good: ``prune`` forgets the rest). A range of handles ``[b, e]`` holds the rows with
-``text(b - 1) < key <= text(e)``, compared by the database. The tracker, leases, Lua scripts, bisection
-and the ledger keep working on integers: a range's size is the rows it held when planned, and a bisection
-midpoint is a row. A handle nobody minted (a midpoint, or a top whose mint was lost in a crash) gets its
-text when first needed, from the row that many places below the nearest minted handle above it, between
-its two minted neighbours (so texts stay in the handles' order), minted only if those neighbours are
-unchanged (``text_mint.lua``). Python never compares two texts.
+A text key has no integer image (core/keys.py): its order is the database's collation. So the walk gives each
+row it reads an integer *handle*, descending by one a row from the top (``core.carving.text_ranges``), and
+keeps the handle -> text map of the rows it cuts at in the backfill's Redis namespace (``Keys.texts``, one
+entry a range not done for good: ``prune`` forgets the rest). A range of handles ``[b, e]`` holds the rows
+with ``text(b - 1) < key <= text(e)``, compared by the database. The tracker, leases, Lua scripts and
+bisection keep working on integers (the done-ledger records a range by its texts, sql/text_ledger.py): a
+range's size is the rows it held when planned, and a bisection midpoint is a row. A handle nobody minted (a
+midpoint, or a top whose mint was lost in a crash) gets its text when first needed, from the row that many
+places below the nearest minted handle above it, between its two minted neighbours (so texts stay in the
+handles' order), minted only if those neighbours are unchanged (``text_mint.lua``). Python never compares two
+texts.
 """
 
 from __future__ import annotations

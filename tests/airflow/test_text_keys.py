@@ -48,10 +48,12 @@ def test_text_keys_are_walked_in_the_collations_order_each_row_exactly_once(sour
     assert progress.batches_planned == progress.batches_done == 10 + 1  # 156 rows / 16, and the empty bottom
     assert progress.rows_done == len(KEYS) and progress.ids_done == 0
     assert counters(source) == dict.fromkeys(KEYS, 1)
-    with source.engine.connect() as conn:  # one done-ledger row a batch
-        assert conn.execute(sa.text("SELECT COUNT(*) FROM spreader_ledger_uuid WHERE backfill = :b AND "
-                                    "generation = :g"),
-                            {"b": source.dag_id, "g": source.tracker.generation()}).scalar_one() == 11
+    with source.engine.connect() as conn:  # one text-ledger row a batch with rows (not the empty bottom one)
+        recorded = conn.execute(sa.text("SELECT low, high, rows_done FROM spreader_ledger_text WHERE backfill = :b "
+                                        "AND generation = :g ORDER BY high"),
+                                {"b": source.dag_id, "g": source.tracker.generation()}).all()
+        assert [n for _, _, n in recorded] == [156 - 16 * 9] + [16] * 9
+        assert [low for low, _, _ in recorded] == [None] + [high for _, high, _ in recorded[:-1]], "disjoint"
 
 
 @pytest.mark.parametrize("source", ["sqlite"], indirect=True)
