@@ -33,7 +33,7 @@ from airflow_spreader.errors import SpreaderError
 from airflow_spreader.sql.table import SourceTable, TableError, safe_url
 
 __all__ = ["DEFAULT_LEDGER_TABLE", "Ledger", "LedgerKey", "RangeAlreadyDone", "SubRangeWork", "WorkCommitted",
-           "check_still_open", "create_table", "ledger_named",
+           "check_still_open", "create_table", "ledger_named", "ledger_table",
            "open_transaction", "sum_rows", "table_exists", "uncovered"]
 
 #: The work for one uncovered sub-range: ``work(begin_id, end_id)`` -> rows changed, or None.
@@ -81,18 +81,10 @@ class Ledger:
 
     @cached_property
     def table(self) -> sa.Table:
-        where = SourceTable(f"{self.name}_uuid" if self.wide else self.name)
         bound: Any = sa.String(WIDE_DIGITS) if self.wide else sa.BigInteger
-        return sa.Table(
-            where.table_name, sa.MetaData(),
-            sa.Column("backfill", sa.String(200), primary_key=True),
-            sa.Column("generation", sa.String(40), primary_key=True),
-            sa.Column("begin_id", bound, primary_key=True, autoincrement=False),
-            sa.Column("end_id", bound, nullable=False),
-            sa.Column("rows_done", sa.BigInteger, nullable=True),
-            sa.Column("done_at", sa.DateTime(timezone=True), nullable=False),
-            schema=where.schema,
-        )
+        return ledger_table(SourceTable(f"{self.name}_uuid" if self.wide else self.name),
+                            sa.Column("begin_id", bound, primary_key=True, autoincrement=False),
+                            sa.Column("end_id", bound, nullable=False))
 
     def ensure(self, engine: sa.Engine) -> None:
         """Create the table if it is missing; say clearly what to do when that is not allowed.
@@ -176,6 +168,20 @@ class Ledger:
     def _bound(self, value: int) -> int | str:
         """A range bound as its column holds it: the integer, or zero-padded decimal text in the UUID ledger."""
         return f"{value:0{WIDE_DIGITS}d}" if self.wide else value
+
+
+def ledger_table(where: SourceTable, key: sa.Column[Any], other: sa.Column[Any]) -> sa.Table:
+    """A ledger's table: the backfill run, the range (``key``, the last column of the primary key, and its
+    ``other`` bound) and what its work did; the integer, UUID and text ledgers differ only in the range."""
+    return sa.Table(
+        where.table_name, sa.MetaData(),
+        sa.Column("backfill", sa.String(200), primary_key=True),
+        sa.Column("generation", sa.String(40), primary_key=True),
+        key, other,
+        sa.Column("rows_done", sa.BigInteger, nullable=True),
+        sa.Column("done_at", sa.DateTime(timezone=True), nullable=False),
+        schema=where.schema,
+    )
 
 
 @lru_cache(maxsize=64)

@@ -35,6 +35,7 @@ from airflow_spreader.sql.ledger import (
     RangeAlreadyDone,
     check_still_open,
     create_table,
+    ledger_table,
     open_transaction,
     sum_rows,
     table_exists,
@@ -92,18 +93,10 @@ class TextLedger:
 
     def construct(self, bound: Any = None) -> sa.Table:
         """The table, its text columns of type ``bound`` (plain text when None: the statements' construct)."""
-        where = SourceTable(self.table_name)
         text: Any = sa.Text() if bound is None else bound
-        return sa.Table(
-            where.table_name, sa.MetaData(),
-            sa.Column("backfill", sa.String(200), primary_key=True),
-            sa.Column("generation", sa.String(40), primary_key=True),
-            sa.Column("high", text, primary_key=True, autoincrement=False),
-            sa.Column("low", text, nullable=True),
-            sa.Column("rows_done", sa.BigInteger, nullable=True),
-            sa.Column("done_at", sa.DateTime(timezone=True), nullable=False),
-            schema=where.schema,
-        )
+        return ledger_table(SourceTable(self.table_name),
+                            sa.Column("high", text, primary_key=True, autoincrement=False),
+                            sa.Column("low", text, nullable=True))
 
     @cached_property
     def table(self) -> sa.Table:
