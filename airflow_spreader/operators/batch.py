@@ -146,10 +146,21 @@ class SpreadBatchOperator(TimedWaits):
         wake_at = datetime.now(timezone.utc) + timedelta(seconds=self.pause_poll_seconds)
         self.defer(trigger=self.wake_trigger(wake_at), method_name="resume_after_pause")
 
-    def wait_out_hold(self) -> None:
-        """The governor holds the backfill: defer until it no longer does (or a new check is due), then
-        ``resume_after_pause`` hands back what fell due meanwhile, as after a pause."""
+    def wait_out_hold(self, tracker: Tracker) -> None:
+        """The governor holds the backfill: wait in the worker, asking every ``pause_poll_seconds``, for up to
+        ``defer_threshold``; returns when the hold ends (or on a stop). A longer hold defers until it no longer
+        holds (or a new check is due), then ``resume_after_pause`` hands back what fell due meanwhile.
+
+        Why not defer at once: a trigger that fires seconds after the deferral races the executor's report of
+        the deferring process's exit (up to ~5 s late on a loaded machine), and the scheduler then fails the
+        task it has just queued again (apache/airflow#67287), stranding its batches until their lease. A short
+        hold never defers; a long one defers for at least HOLD_MIN_SECONDS."""
         self.log.info("Backfill %r: held by the governor, no batch starts until it recovers", self.backfill)
+        deadline = time.monotonic() + self.defer_threshold
+        while time.monotonic() < deadline:
+            time.sleep(self.pause_poll_seconds)
+            if tracker.is_stopped() or not governor_holds(tracker, self.log):
+                return
         self.defer(trigger=hold_trigger(self.backfill, self.redis_conn_id, self.pause_poll_seconds),
                    method_name="resume_after_pause")
 
@@ -180,10 +191,14 @@ class SpreadBatchOperator(TimedWaits):
             stopped = tracker.is_stopped()
             step = pause_step(batch.run_at, paused=self.dag_is_paused(context), stopped=stopped,
                               resumed_at=resumed_at, held=held)
+            if step == "hold":  # a long hold defers; back here when a short one is over, or on a stop
+                self.wait_out_hold(tracker)
+                resumed_at = datetime.now(timezone.utc)  # what fell due during the hold is handed back
+                stopped = tracker.is_stopped()
+                step = pause_step(batch.run_at, paused=self.dag_is_paused(context), stopped=stopped,
+                                  resumed_at=resumed_at)
             if step == "wait":
                 self.wait_out_pause()
-            if step == "hold":
-                self.wait_out_hold()
             if step == "hand_back":
                 outcome["handed_back" if tracker.release(batch) == "released" else "skipped"] += 1
                 continue

@@ -19,11 +19,12 @@ def governor_holds(tracker: Tracker, log: Any = None) -> bool:
     return verdict is not None and verdict.decision == "hold"
 
 
-#: A held task stays deferred at least this long (a stop still wakes it at once). Under a real scheduler a
-#: trigger firing within a second or two of the deferral races the executor's report of the deferring
-#: process's exit: the scheduler then sees "finished with state success" for a task it has queued again and
-#: fails it (seen in tests/scheduler with health_interval 1 s), stranding its claimed batches until their lease.
-HOLD_MIN_SECONDS = 5.0
+#: A held task that defers (a hold longer than its defer_threshold; shorter ones are waited out in the worker)
+#: stays deferred at least this long (a stop still wakes it at once). Under a real scheduler a trigger firing
+#: within seconds of the deferral races the executor's report of the deferring process's exit, up to ~5 s
+#: late on a loaded machine: the scheduler then sees "finished with state success" for a task it has queued
+#: again and fails it (apache/airflow#67287; seen in tests/scheduler), stranding its batches until their lease.
+HOLD_MIN_SECONDS = 10.0
 
 
 def hold_trigger(backfill: str, redis_conn_id: str, poll_interval: float) -> BackfillWaitTrigger:

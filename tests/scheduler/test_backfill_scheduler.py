@@ -221,7 +221,8 @@ def test_a_governor_hold_and_recovery_under_the_scheduler_start_no_batch_while_h
     lowered = turn_knob(stack, 0)
     state = GovernorState(tracker.redis, DAG_ID)
     while not tracker.progress().finished:
-        assert time.monotonic() < deadline, f"not finished: {tracker.progress()}\n{state.history()}"
+        assert time.monotonic() < deadline, (
+            f"not finished: {tracker.progress()}\n{state.history()}\n{stack.log_tails()}")
         time.sleep(0.25)
     with engine.connect() as conn:
         counters = dict(conn.execute(sa.text(f"SELECT counter, COUNT(*) FROM {TABLE} GROUP BY counter")).all())
