@@ -9,10 +9,13 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
+from airflow_spreader.sql.ledger import Ledger
+from airflow_spreader.sql.table import SourceTable
 from tests.conftest import MARIADB_URL, POSTGRES_URL
 
 BACKENDS = [
@@ -23,6 +26,9 @@ BACKENDS = [
 
 #: make_table(ids, name=None) -> the new table's name, with columns id (integer primary key) and counter.
 MakeTable = Callable[..., str]
+#: keyed_table(column_type, keys, prefix) -> a new table: id of that SQL type (primary key) holding ``keys``,
+#: and counter 0 for each.
+KeyedTable = Callable[..., SourceTable]
 
 
 def unique_name(prefix: str = "items") -> str:
@@ -85,3 +91,31 @@ def counters(engine: sa.Engine) -> Callable[[str], dict[int, int]]:
             return {int(i): int(c) for i, c in conn.execute(sa.select(table.c.id, table.c.counter))}
 
     return read
+
+
+@pytest.fixture
+def keyed_table(engine: sa.Engine) -> Iterator[KeyedTable]:
+    """Tables keyed by a column of a type the test names (UUID, text in a collation), dropped at teardown."""
+    made: list[str] = []
+
+    def make(column: str, keys: Iterable[Any], prefix: str = "keys") -> SourceTable:
+        name = unique_name(prefix)
+        with engine.begin() as conn:
+            conn.execute(sa.text(f"CREATE TABLE {name} (id {column} PRIMARY KEY, counter INTEGER NOT NULL)"))
+            conn.execute(sa.text(f"INSERT INTO {name} (id, counter) VALUES (:id, 0)"), [{"id": k} for k in keys])
+        made.append(name)
+        return SourceTable(name)
+
+    yield make
+    with engine.begin() as conn:
+        for name in made:
+            conn.execute(sa.text(f"DROP TABLE {name}"))
+
+
+@pytest.fixture
+def ledger(engine: sa.Engine) -> Iterator[Ledger]:
+    """An integer done-ledger of its own, created, dropped at teardown."""
+    ledger = Ledger(unique_name("ledger"))
+    ledger.ensure(engine)
+    yield ledger
+    ledger.table.drop(engine, checkfirst=True)

@@ -5,24 +5,16 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 import sqlalchemy as sa
 
 from airflow_spreader.sql import SourceTable, TableError
 from airflow_spreader.sql.ledger import Ledger, LedgerKey, RangeAlreadyDone
-from tests.sql.conftest import POSTGRES_URL, MakeTable, unique_name
+from tests.sql.conftest import POSTGRES_URL, MakeTable
 
 Counters = Callable[[str], dict[int, int]]
-
-
-@pytest.fixture
-def ledger(engine: sa.Engine) -> Iterator[Ledger]:
-    ledger = Ledger(unique_name("ledger"))
-    ledger.ensure(engine)
-    yield ledger
-    ledger.table.drop(engine, checkfirst=True)
 
 
 def key(begin_id: int = 11, end_id: int = 20, generation: str = "g1") -> LedgerKey:

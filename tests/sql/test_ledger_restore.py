@@ -3,10 +3,9 @@ batching, issue 14)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime, timezone
 
-import pytest
 import sqlalchemy as sa
 
 from airflow_spreader.core.carving import Carve
@@ -16,17 +15,9 @@ from airflow_spreader.sql.table import SourceTable
 from airflow_spreader.state.records import ClaimedBatch
 from airflow_spreader.state.tracker import Tracker
 from tests.conftest import ManualClock
-from tests.sql.conftest import MakeTable, unique_name
+from tests.sql.conftest import MakeTable
 
 T = datetime(2027, 1, 4, 12, tzinfo=timezone.utc)
-
-
-@pytest.fixture
-def ledger(engine: sa.Engine) -> Iterator[Ledger]:
-    ledger = Ledger(unique_name("ledger"))
-    ledger.ensure(engine)
-    yield ledger
-    ledger.table.drop(engine, checkfirst=True)
 
 
 def claim(tracker: Tracker, batch_size: int, batches: int, carve: Carve | None = None) -> list[ClaimedBatch]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 import sqlalchemy as sa
@@ -14,14 +14,6 @@ from airflow_spreader.sql.ledger import Ledger, LedgerKey, RangeAlreadyDone, Wor
 from tests.sql.conftest import MakeTable, unique_name
 
 Counters = Callable[[str], dict[int, int]]
-
-
-@pytest.fixture
-def ledger(engine: sa.Engine) -> Iterator[Ledger]:
-    ledger = Ledger(unique_name("ledger"))
-    ledger.ensure(engine)
-    yield ledger
-    ledger.table.drop(engine, checkfirst=True)
 
 
 def bump(connection: sa.Connection, table: str, begin_id: int, end_id: int) -> int:

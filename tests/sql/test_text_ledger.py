@@ -17,7 +17,7 @@ from airflow_spreader.sql.ledger import LedgerKey, RangeAlreadyDone, WorkCommitt
 from airflow_spreader.sql.table import SourceTable, TableError, sa_table
 from airflow_spreader.sql.text_keys import text_range_clause
 from airflow_spreader.sql.text_ledger import TextLedger, TextRange, text_gaps
-from tests.sql.conftest import unique_name
+from tests.sql.conftest import KeyedTable, unique_name
 from tests.sql.test_text_walk import KEYS as MANY_KEYS
 
 #: Keys that collations order unlike Python: case-insensitive, accents, '_' and ' ', mixed case. Unique under
@@ -35,22 +35,11 @@ Ranges = list[tuple[str | None, str]]
 
 
 @pytest.fixture
-def make_texts(engine: sa.Engine) -> Iterator[Callable[..., SourceTable]]:
-    made: list[str] = []
-
+def make_texts(engine: sa.Engine, keyed_table: KeyedTable) -> Callable[..., SourceTable]:
     def make(keys: list[str] = KEYS, other: bool = False) -> SourceTable:
-        name = unique_name("texts")
-        column = COLUMNS[engine.dialect.name][1 if other else 0]
-        with engine.begin() as conn:
-            conn.execute(sa.text(f"CREATE TABLE {name} (id {column} PRIMARY KEY, counter INTEGER NOT NULL)"))
-            conn.execute(sa.text(f"INSERT INTO {name} (id, counter) VALUES (:id, 0)"), [{"id": k} for k in keys])
-        made.append(name)
-        return SourceTable(name)
+        return keyed_table(COLUMNS[engine.dialect.name][1 if other else 0], keys, "texts")
 
-    yield make
-    with engine.begin() as conn:
-        for name in made:
-            conn.execute(sa.text(f"DROP TABLE {name}"))
+    return make
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime, timezone
 
 import pytest
@@ -22,7 +22,7 @@ from airflow_spreader.state.skip import SkipError, skip_range
 from airflow_spreader.state.text_keys import TextCarver, TextKeys, TextKeyStore
 from airflow_spreader.state.tracker import Tracker
 from tests.conftest import ManualClock
-from tests.sql.conftest import unique_name
+from tests.sql.conftest import KeyedTable
 
 #: Keys whose order differs between bytes and a collation ('B' < 'a' in bytes, 'é' after 'z'), plus more,
 #: unique under a case- and accent-insensitive collation (MariaDB's default) thanks to their number.
@@ -39,21 +39,8 @@ COLUMNS = {
 
 
 @pytest.fixture
-def text_tables(engine: sa.Engine) -> Iterator[Callable[[str], SourceTable]]:
-    made: list[str] = []
-
-    def make(column: str) -> SourceTable:
-        name = unique_name("texts")
-        with engine.begin() as conn:
-            conn.execute(sa.text(f"CREATE TABLE {name} (id {column} PRIMARY KEY, counter INTEGER NOT NULL)"))
-            conn.execute(sa.text(f"INSERT INTO {name} (id, counter) VALUES (:id, 0)"), [{"id": k} for k in KEYS])
-        made.append(name)
-        return SourceTable(name)
-
-    yield make
-    with engine.begin() as conn:
-        for name in made:
-            conn.execute(sa.text(f"DROP TABLE {name}"))
+def text_tables(keyed_table: KeyedTable) -> Callable[[str], SourceTable]:
+    return lambda column: keyed_table(column, KEYS, "texts")
 
 
 def db_order(engine: sa.Engine, table: SourceTable) -> list[str]:

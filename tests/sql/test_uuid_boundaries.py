@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -14,7 +14,7 @@ from airflow_spreader.core.keys import form_of, from_key, to_key
 from airflow_spreader.sql.boundaries import RowCarver
 from airflow_spreader.sql.ledger import Ledger, LedgerKey, RangeAlreadyDone
 from airflow_spreader.sql.table import SourceTable, TableError, inspect_table
-from tests.sql.conftest import unique_name
+from tests.sql.conftest import KeyedTable, unique_name
 from tests.sql.test_boundaries import assert_partition, walk
 
 _RNG = random.Random(9)
@@ -30,22 +30,8 @@ COLUMNS: dict[str, list[tuple[str, Callable[[uuid.UUID], Any]]]] = {
 
 
 @pytest.fixture
-def uuid_tables(engine: sa.Engine) -> Iterator[Callable[[str, Callable[[uuid.UUID], Any]], SourceTable]]:
-    made: list[str] = []
-
-    def make(column: str, store: Callable[[uuid.UUID], Any]) -> SourceTable:
-        name = unique_name("uuids")
-        with engine.begin() as conn:
-            conn.execute(sa.text(f"CREATE TABLE {name} (id {column} PRIMARY KEY, counter INTEGER NOT NULL)"))
-            conn.execute(sa.text(f"INSERT INTO {name} (id, counter) VALUES (:id, 0)"),
-                         [{"id": store(k)} for k in KEYS])
-        made.append(name)
-        return SourceTable(name)
-
-    yield make
-    with engine.begin() as conn:
-        for name in made:
-            conn.execute(sa.text(f"DROP TABLE {name}"))
+def uuid_tables(keyed_table: KeyedTable) -> Callable[[str, Callable[[uuid.UUID], Any]], SourceTable]:
+    return lambda column, store: keyed_table(column, [store(k) for k in KEYS], "uuids")
 
 
 def stored_images(engine: sa.Engine, table: SourceTable) -> list[int]:
