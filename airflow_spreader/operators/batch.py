@@ -258,7 +258,7 @@ class SpreadBatchOperator(TimedWaits):
         work ran (``measured``) adds its time to what target_batch_seconds sizes the next cycle by, when the
         plan asked for it (``measure_times``: the governor sizes batches); otherwise nothing is written."""
         seconds = time.monotonic() - started
-        tracker.complete(batch, rows)
+        tracker.complete(batch, rows, seconds if measured else None)  # the task sizing's measure, always
         Quarantine(tracker, self.max_split_depth).after_done(batch)
         if measured and self.measure_times:
             AdaptState(tracker.redis, tracker.name).record_batch(seconds, batch.id_range.counted, rows)

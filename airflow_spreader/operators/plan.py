@@ -226,8 +226,8 @@ class PlanCycleOperator(BaseOperator):
         engine = SourceDatabaseHook(self.source_conn_id).get_conn()
         ti = context["ti"]
         claim_id = f"{ti.dag_id}/{ti.run_id}"  # a retried plan task of this DAG run gets its first try's cycle
-        # Measured before the pace takes (resets) the batch times: the batches since the last plan.
-        sizing = TaskSizing(slots, AdaptState(tracker.redis, tracker.name).peek_times().mean_seconds)
+        # The mean time of the batches done since the last plan (each batch's complete.lua sums it).
+        sizing = TaskSizing(slots, AdaptState(tracker.redis, tracker.name).take_sizing_seconds())
         pace = pace_for_cycle(tracker, config, claim_id)  # the governor's rate factor and batch size
         # Before the start: a key without an index in "rows" batching fails here, with nothing advanced.
         carve = carver_for(config, engine, self.table, allow_unindexed_key=self.allow_unindexed_key,

@@ -77,9 +77,16 @@ class AdaptState:
         pipe.delete(self.keys.batch_times)
         return _times(pipe.execute()[0])
 
-    def peek_times(self) -> BatchTimes:
-        """The sums since the last take, left in place (the plan sizes its task instances by them)."""
-        return _times(self.redis.hgetall(self.keys.batch_times))
+    def take_sizing_seconds(self) -> float | None:
+        """The mean seconds of the batches done since the last take (None: none), reset in the same transaction:
+        each plan sizes its task instances by the batches done since the previous plan (core/grouping.py).
+        Every batch adds its time there in its complete.lua call, governor or not: no round trip of its own."""
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.hgetall(self.keys.sizing_times)
+        pipe.delete(self.keys.sizing_times)
+        raw = {redis_text(key): redis_text(value) for key, value in pipe.execute()[0].items()}
+        batches = int(raw.get("batches") or 0)
+        return float(raw.get("seconds") or 0) / batches if batches > 0 else None
 
     def load(self) -> AdaptRecord | None:
         raw = {redis_text(k): redis_text(v) for k, v in self.redis.hgetall(self.keys.adapt).items()}

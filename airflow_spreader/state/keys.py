@@ -139,6 +139,12 @@ class Keys:
         return self._key("batch-times")
 
     @property
+    def sizing_times(self) -> str:
+        """Hash: count and seconds of the batches done since the last plan, which sizes its task instances by
+        their mean (core/grouping.py); summed by complete.lua, O(1)."""
+        return self._key("sizing-times")
+
+    @property
     def idle_open(self) -> str:
         """Hash: kind (held, stopped, paused) -> epoch the idle span began (state/idle.py)."""
         return self._key("idle-open")
@@ -163,4 +169,5 @@ class Keys:
         return [self.meta, self.stats, self.inflight, self.leases, self.failed, self.stop,
                 self.token_seq, self.done_by_minute, self.claims, self.claim_order, self.families, self.quarantine,
                 self.verify, self.pending, self.recheck, self.governor, self.governor_lease, self.governor_waker,
-                self.governor_log, self.adapt, self.batch_times, self.idle_open, self.idle_log, self.texts]
+                self.governor_log, self.adapt, self.batch_times, self.sizing_times, self.idle_open, self.idle_log,
+                self.texts]

@@ -283,13 +283,13 @@ class Tracker:
         return BeginState(self._run("begin", [k.inflight, k.leases, k.stop, k.meta],
                                     str(batch.id_range), batch.token, self.clock(), attempt))
 
-    def complete(self, batch: ClaimedBatch, rows: int | None = None) -> str:
-        """Mark the batch's range done after its work committed."""
-        k = self.keys
-        now = self.clock()
-        return str(self._run("complete", [k.inflight, k.leases, k.stats, k.meta, k.done_by_minute],
+    def complete(self, batch: ClaimedBatch, rows: int | None = None, seconds: float | None = None) -> str:
+        """Mark the batch's range done after its work committed; its work's ``seconds`` feed the task sizing."""
+        k, now = self.keys, self.clock()
+        return str(self._run("complete", [k.inflight, k.leases, k.stats, k.meta, k.done_by_minute, k.sizing_times],
                              str(batch.id_range), batch.token, batch.id_range.counted, -1 if rows is None else rows,
-                             now, int(now // 60) * 60, MINUTE_BUCKETS_TTL))
+                             now, int(now // 60) * 60, MINUTE_BUCKETS_TTL,
+                             -1 if seconds is None else max(0.0, seconds)))
 
     def release(self, batch: ClaimedBatch) -> str:
         """Hand an unstarted batch back: it is planned again first, with no lease wait."""

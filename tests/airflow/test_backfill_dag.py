@@ -221,3 +221,16 @@ def test_each_batch_runs_at_its_own_time(source: Source) -> None:
     # other work beside it); a batch that ignored its moment would be up to 16 s late or early.
     assert max(on_time) < 2.5, lateness
 
+
+
+def test_a_cycle_after_the_first_is_sized_by_the_batch_time_measured_since_the_previous_plan(source: Source) -> None:
+    """A first cycle, with nothing measured, takes as many task instances as 0.5-s batches need (8 at 7.5/s);
+    the next one as many as the batches of the first one took (core/grouping.py): a few ms each, 1. The
+    measure is every batch's (complete.lua), governor or not: when batches recorded their time only for the
+    governor's target_batch_seconds, every cycle stayed at the first one's count (8 on a pool of 2, bench 3)."""
+    source.create(600)
+    source.set_config(batch_size=10, duration=4, lead_seconds=4, max_tasks_per_cycle=8, **RATE)
+    runs = [run_dag(source), run_dag(source)]
+    counts = [cycle_summary(source, run.run_id)["task_instances"] for run in runs]
+    assert counts[0] == 8 and counts[1] < counts[0], counts
+    assert set(source.counters().values()) <= {0, 1}
