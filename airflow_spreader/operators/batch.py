@@ -255,8 +255,9 @@ class SpreadBatchOperator(TimedWaits):
     def record_done(self, tracker: Tracker, batch: ClaimedBatch, rows: int | None, started: float, *,
                     measured: bool = True) -> None:
         """Redis hears of the commit (and a bisection of its range moves on); the metrics follow. A batch whose
-        work ran (``measured``) adds its time to what target_batch_seconds sizes the next cycle by, when the
-        plan asked for it (``measure_times``: the governor sizes batches); otherwise nothing is written."""
+        work ran (``measured``) adds its time, in the same call, to the mean the next plan sizes its task
+        instances by; and to what target_batch_seconds sizes the next cycle's batches by, when the plan asked for
+        it (``measure_times``: the governor sizes batches), with one more write."""
         seconds = time.monotonic() - started
         tracker.complete(batch, rows, seconds if measured else None)  # the task sizing's measure, always
         Quarantine(tracker, self.max_split_depth).after_done(batch)

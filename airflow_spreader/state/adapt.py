@@ -72,21 +72,19 @@ class AdaptState:
 
     def take_times(self) -> BatchTimes:
         """The sums since the last take, reset in the same transaction."""
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.hgetall(self.keys.batch_times)
-        pipe.delete(self.keys.batch_times)
-        return _times(pipe.execute()[0])
+        return self._take(self.keys.batch_times)
 
     def take_sizing_seconds(self) -> float | None:
         """The mean seconds of the batches done since the last take (None: none), reset in the same transaction:
         each plan sizes its task instances by the batches done since the previous plan (core/grouping.py).
         Every batch adds its time there in its complete.lua call, governor or not: no round trip of its own."""
+        return self._take(self.keys.sizing_times).mean_seconds
+
+    def _take(self, key: str) -> BatchTimes:
         pipe = self.redis.pipeline(transaction=True)
-        pipe.hgetall(self.keys.sizing_times)
-        pipe.delete(self.keys.sizing_times)
-        raw = {redis_text(key): redis_text(value) for key, value in pipe.execute()[0].items()}
-        batches = int(raw.get("batches") or 0)
-        return float(raw.get("seconds") or 0) / batches if batches > 0 else None
+        pipe.hgetall(key)
+        pipe.delete(key)
+        return _times(pipe.execute()[0])
 
     def load(self) -> AdaptRecord | None:
         raw = {redis_text(k): redis_text(v) for k, v in self.redis.hgetall(self.keys.adapt).items()}
@@ -109,7 +107,7 @@ class AdaptState:
 
 
 def _times(hash_: Mapping[bytes | str, bytes | str]) -> BatchTimes:
-    """The sums of a ``batch-times`` hash read from Redis."""
+    """The sums of a ``batch-times`` (or ``sizing-times``: batches and seconds only) hash read from Redis."""
     raw = {redis_text(k): redis_text(v) for k, v in hash_.items()}
     return BatchTimes(int(raw.get("batches") or 0), float(raw.get("seconds") or 0), int(raw.get("ids") or 0),
                       int(raw.get("rows") or 0), float(raw.get("row_seconds") or 0))
